@@ -1,0 +1,1 @@
+"""mnas: MnasNet platform-aware neural architecture search in TensorFlow/Keras."""

@@ -1,0 +1,48 @@
+"""Installs the whole workspace under one import root, ``mnas``.
+
+The top-level folders are mapped into sub-packages so that nothing is
+installed under a generic name such as ``flags``.
+"""
+
+from setuptools import setup
+
+_SUBPACKAGES = {
+    "mnas.search_space": "search_space",
+    "mnas.controller": "controller",
+    "mnas.latency": "latency",
+    "mnas.flags": "flags",
+}
+
+setup(
+    name="mnas",
+    version="0.1.0",
+    description=(
+        "TensorFlow/Keras reimplementation of MnasNet platform-aware "
+        "neural architecture search."
+    ),
+    python_requires=">=3.11",
+    packages=["mnas", "mnas.bin", *_SUBPACKAGES],
+    package_dir={"mnas": "mnas", **_SUBPACKAGES},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-datasets>=4.9",
+        "tensorflow-probability>=0.25",
+        "tf-keras>=2.21,<2.22",
+        "absl-py>=2.1",
+        "numpy>=1.26",
+        "ai-edge-litert>=2.3",
+        "scikit-learn>=1.5",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "mnas-describe=mnas.bin.describe:run",
+            "mnas-latency=mnas.bin.latency_main:run",
+            "mnas-export=mnas.bin.export:run",
+            "mnas-search=mnas.bin.search:run",
+        ],
+    },
+)
