@@ -1,0 +1,47 @@
+"""Search space, architecture specs, block strings and presets (data only: no Keras)."""
+
+from mnas.search_space.arch_spec import ArchSpec, round_filters, round_repeats
+from mnas.search_space.block_args import (
+    BlockArgs,
+    decode_block_string,
+    decode_block_strings,
+    encode_block_string,
+    encode_block_strings,
+)
+from mnas.search_space.decision import Decision
+from mnas.search_space.errors import (
+    ActionError,
+    BlockStringError,
+    NotInSpaceError,
+    SpecError,
+    UnknownPresetError,
+)
+from mnas.search_space.presets import get_preset, parse_arch, preset_names
+from mnas.search_space.space import (
+    MNASNET_SPACE,
+    FactorizedSearchSpace,
+    get_search_space,
+)
+
+__all__ = [
+    "MNASNET_SPACE",
+    "ActionError",
+    "ArchSpec",
+    "BlockArgs",
+    "BlockStringError",
+    "Decision",
+    "FactorizedSearchSpace",
+    "NotInSpaceError",
+    "SpecError",
+    "UnknownPresetError",
+    "decode_block_string",
+    "decode_block_strings",
+    "encode_block_string",
+    "encode_block_strings",
+    "get_preset",
+    "get_search_space",
+    "parse_arch",
+    "preset_names",
+    "round_filters",
+    "round_repeats",
+]

@@ -1,0 +1,222 @@
+"""Per-block arguments and the block-string grammar.
+
+The official MnasNet strings (``r3_k5_s22_e3_i24_o40_se0.25``, ``_noskip``)
+decode and encode as exact inverses. The search space needs two choices the
+official grammar lacks, so two optional bare tokens are added; official strings
+never contain them and are unaffected:
+
+* conv op: ``conv`` (regular KxK conv) or ``dsconv`` (depthwise-separable conv,
+  MobileNetV1 style). Absent means MBConv (inverted bottleneck) with expansion
+  ``e``.
+* skip op: ``noskip`` (official) or ``poolskip`` (pooling residual). Absent
+  means the identity residual where shapes allow it.
+
+Canonical order: ``r k s e i o [se] [conv|dsconv] [noskip|poolskip]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Literal
+
+from mnas.search_space.errors import BlockStringError
+
+ConvOp = Literal["mbconv", "conv", "dsconv"]
+SkipOp = Literal["identity", "none", "pool"]
+
+CONV_OPS: tuple[str, ...] = ("mbconv", "conv", "dsconv")
+SKIP_OPS: tuple[str, ...] = ("identity", "none", "pool")
+_OP_TOKENS = {"conv": "conv", "dsconv": "dsconv"}
+_SKIP_TOKENS = {"noskip": "none", "poolskip": "pool"}
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockArgs:
+    """One block: ``num_repeat`` identical layers; the first carries the stride."""
+
+    num_repeat: int
+    kernel_size: int
+    stride: int
+    expand_ratio: int
+    input_filters: int
+    output_filters: int
+    se_ratio: float = 0.0
+    conv_op: ConvOp = "mbconv"
+    skip: SkipOp = "identity"
+
+    def __post_init__(self) -> None:
+        for name in ("num_repeat", "kernel_size", "stride", "expand_ratio"):
+            _require_positive_int(name, getattr(self, name))
+        for name in ("input_filters", "output_filters"):
+            _require_positive_int(name, getattr(self, name))
+        if self.kernel_size % 2 == 0:
+            raise BlockStringError(f"kernel_size must be odd, got {self.kernel_size}")
+        if not 0.0 <= self.se_ratio <= 1.0:
+            raise BlockStringError(f"se_ratio must be in [0, 1], got {self.se_ratio}")
+        if self.conv_op not in CONV_OPS:
+            raise BlockStringError(
+                f"conv_op must be one of {CONV_OPS}, got {self.conv_op!r}"
+            )
+        if self.skip not in SKIP_OPS:
+            raise BlockStringError(f"skip must be one of {SKIP_OPS}, got {self.skip!r}")
+        if self.conv_op != "mbconv" and self.expand_ratio != 1:
+            raise BlockStringError(
+                f"expand_ratio must be 1 for conv_op {self.conv_op!r}, "
+                f"got {self.expand_ratio}"
+            )
+
+    @property
+    def has_se(self) -> bool:
+        return self.se_ratio > 0
+
+    def replace(self, **changes) -> BlockArgs:
+        return dataclasses.replace(self, **changes)
+
+    def to_string(self) -> str:
+        return encode_block_string(self)
+
+
+def _require_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BlockStringError(f"{name} must be a positive integer, got {value!r}")
+
+
+_FIELD_PATTERNS = {
+    "r": re.compile(r"^r(\d+)$"),
+    "k": re.compile(r"^k(\d+)$"),
+    "s": re.compile(r"^s(\d)(\d)$"),
+    "e": re.compile(r"^e(\d+)$"),
+    "i": re.compile(r"^i(\d+)$"),
+    "o": re.compile(r"^o(\d+)$"),
+    "se": re.compile(r"^se(\d*\.?\d+)$"),
+}
+_FIELD_NAMES = {
+    "r": "repeats (r)",
+    "k": "kernel (k)",
+    "s": "stride (s)",
+    "e": "expansion (e)",
+    "i": "input filters (i)",
+    "o": "output filters (o)",
+    "se": "squeeze-excite ratio (se)",
+}
+_REQUIRED = ("r", "k", "s", "e", "i", "o")
+
+
+def _field_of(token: str) -> str | None:
+    if token.startswith("se"):
+        return "se"
+    return token[:1] if token[:1] in _FIELD_PATTERNS else None
+
+
+def decode_block_string(block_string: str) -> BlockArgs:
+    """Parses one block string; errors name the offending field."""
+    if not isinstance(block_string, str):
+        raise BlockStringError(
+            f"block string must be a str, got {type(block_string).__name__}"
+        )
+    text = block_string.strip()
+    if not text:
+        raise BlockStringError("empty block string")
+    values: dict[str, str | tuple[str, str]] = {}
+    conv_op = "mbconv"
+    skip = "identity"
+    for token in text.split("_"):
+        if not token:
+            raise BlockStringError(f"empty field in block string {block_string!r}")
+        if token in _OP_TOKENS:
+            if conv_op != "mbconv":
+                raise BlockStringError(
+                    f"conv op given twice in block string {block_string!r}"
+                )
+            conv_op = _OP_TOKENS[token]
+            continue
+        if token in _SKIP_TOKENS:
+            if skip != "identity":
+                raise BlockStringError(
+                    f"skip op given twice in block string {block_string!r}"
+                )
+            skip = _SKIP_TOKENS[token]
+            continue
+        key = _field_of(token)
+        if key is None:
+            raise BlockStringError(
+                f"unknown field {token!r} in block string {block_string!r}"
+            )
+        match = _FIELD_PATTERNS[key].match(token)
+        if match is None:
+            raise BlockStringError(
+                f"malformed {_FIELD_NAMES[key]} field {token!r} in block string "
+                f"{block_string!r}"
+            )
+        if key in values:
+            raise BlockStringError(
+                f"{_FIELD_NAMES[key]} given twice in block string {block_string!r}"
+            )
+        values[key] = match.groups() if key == "s" else match.group(1)
+    missing = [_FIELD_NAMES[k] for k in _REQUIRED if k not in values]
+    if missing:
+        raise BlockStringError(
+            f"block string {block_string!r} is missing {', '.join(missing)}"
+        )
+    stride_h, stride_w = values["s"]
+    if stride_h != stride_w:
+        raise BlockStringError(
+            f"stride (s) field must be square (e.g. s22), got s{stride_h}{stride_w} "
+            f"in block string {block_string!r}"
+        )
+    se_text = values.get("se")
+    se_ratio = float(se_text) if se_text is not None else 0.0
+    if se_text is not None and not 0.0 < se_ratio <= 1.0:
+        raise BlockStringError(
+            f"squeeze-excite ratio (se) must be in (0, 1], got {se_text} "
+            f"in block string {block_string!r}"
+        )
+    try:
+        return BlockArgs(
+            num_repeat=int(values["r"]),
+            kernel_size=int(values["k"]),
+            stride=int(stride_h),
+            expand_ratio=int(values["e"]),
+            input_filters=int(values["i"]),
+            output_filters=int(values["o"]),
+            se_ratio=se_ratio,
+            conv_op=conv_op,  # type: ignore[arg-type]
+            skip=skip,  # type: ignore[arg-type]
+        )
+    except BlockStringError as error:
+        raise BlockStringError(f"{error} in block string {block_string!r}") from None
+
+
+def _format_ratio(ratio: float) -> str:
+    text = repr(float(ratio))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def encode_block_string(block: BlockArgs) -> str:
+    """Writes the canonical block string; ``decode_block_string`` inverts it."""
+    parts = [
+        f"r{block.num_repeat}",
+        f"k{block.kernel_size}",
+        f"s{block.stride}{block.stride}",
+        f"e{block.expand_ratio}",
+        f"i{block.input_filters}",
+        f"o{block.output_filters}",
+    ]
+    if block.se_ratio > 0:
+        parts.append(f"se{_format_ratio(block.se_ratio)}")
+    if block.conv_op != "mbconv":
+        parts.append(block.conv_op)
+    if block.skip == "none":
+        parts.append("noskip")
+    elif block.skip == "pool":
+        parts.append("poolskip")
+    return "_".join(parts)
+
+
+def decode_block_strings(block_strings: list[str] | tuple[str, ...]) -> tuple[BlockArgs, ...]:
+    return tuple(decode_block_string(s) for s in block_strings)
+
+
+def encode_block_strings(blocks: tuple[BlockArgs, ...] | list[BlockArgs]) -> tuple[str, ...]:
+    return tuple(encode_block_string(b) for b in blocks)

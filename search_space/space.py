@@ -1,0 +1,278 @@
+"""The MnasNet factorized hierarchical search space, declared as a value.
+
+The space is data (a frozen dataclass of choice tuples relative to a skeleton),
+and one traversal (``_block_choices``) serves ``decisions``, ``decode``,
+``encode`` and ``sample``, so they cannot drift apart. Other spaces are declared
+by constructing another ``FactorizedSearchSpace``.
+
+Decisions per block, in order: ``conv_op``, ``kernel``, ``se_ratio``, ``skip``,
+``filters``, ``layers``. All layers of a block share its choices; the first
+layer carries the block's stride.
+
+Pooling skip (``poolskip``): the residual branch is average pooling with window
+and stride equal to the layer's stride (identity for stride 1), followed by a
+1x1 conv + batch norm when the channel count changes. So, unlike the identity
+skip, a pooling skip also connects the first, downsampling layer of a block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from mnas.search_space.arch_spec import ArchSpec, round_filters
+from mnas.search_space.block_args import BlockArgs
+from mnas.search_space.decision import Decision
+from mnas.search_space.errors import ActionError, NotInSpaceError
+from mnas.search_space.presets import MOBILENET_V2_SKELETON
+
+DECISION_KINDS: tuple[str, ...] = ("conv_op", "kernel", "se_ratio", "skip", "filters", "layers")
+
+
+@dataclasses.dataclass(frozen=True)
+class SkeletonBlock:
+    """The reference block (MobileNetV2's by default) that choices are relative to."""
+
+    expand_ratio: int
+    filters: int
+    num_repeat: int
+    stride: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvOpChoice:
+    label: str
+    conv_op: str
+    expand_ratio: int
+
+
+DEFAULT_CONV_OPS: tuple[ConvOpChoice, ...] = (
+    ConvOpChoice("conv", "conv", 1),
+    ConvOpChoice("dsconv", "dsconv", 1),
+    ConvOpChoice("mbconv_e1", "mbconv", 1),
+    ConvOpChoice("mbconv_e3", "mbconv", 3),
+    ConvOpChoice("mbconv_e6", "mbconv", 6),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorizedSearchSpace:
+    """A per-block factorized space; see the module docstring."""
+
+    name: str
+    version: int
+    skeleton: tuple[SkeletonBlock, ...]
+    conv_ops: tuple[ConvOpChoice, ...] = DEFAULT_CONV_OPS
+    kernel_sizes: tuple[int, ...] = (3, 5)
+    se_ratios: tuple[float, ...] = (0.0, 0.25)
+    skips: tuple[str, ...] = ("none", "identity", "pool")
+    filter_multipliers: tuple[float, ...] = (0.75, 1.0, 1.25)
+    layer_offsets: tuple[int, ...] = (-1, 0, 1)
+    stem_filters: int = 32
+    head_filters: int = 1280
+    activation: str = "relu"
+    dropout_rate: float = 0.2
+    resolution: int = 224
+    depth_divisor: int = 8
+
+    # -- the one traversal ------------------------------------------------------
+    def _block_choices(self, skeleton: SkeletonBlock) -> dict[str, tuple]:
+        filters = tuple(
+            round_filters(skeleton.filters, m, self.depth_divisor)
+            for m in self.filter_multipliers
+        )
+        layers = tuple(max(1, skeleton.num_repeat + o) for o in self.layer_offsets)
+        return {
+            "conv_op": self.conv_ops,
+            "kernel": self.kernel_sizes,
+            "se_ratio": self.se_ratios,
+            "skip": self.skips,
+            "filters": filters,
+            "layers": layers,
+        }
+
+    def _labels(self, kind: str, values: tuple) -> tuple[str, ...]:
+        if kind == "conv_op":
+            return tuple(v.label for v in values)
+        if kind == "filters":
+            return tuple(f"x{m}={v}" for m, v in zip(self.filter_multipliers, values))
+        if kind == "layers":
+            return tuple(f"{o:+d}={v}" for o, v in zip(self.layer_offsets, values))
+        return tuple(str(v) for v in values)
+
+    def decisions(self) -> tuple[Decision, ...]:
+        result = []
+        for index, skeleton in enumerate(self.skeleton):
+            for kind, values in self._block_choices(skeleton).items():
+                result.append(
+                    Decision(f"block{index}/{kind}", kind, self._labels(kind, values))
+                )
+        return tuple(result)
+
+    @property
+    def num_decisions(self) -> int:
+        return len(self.skeleton) * len(DECISION_KINDS)
+
+    def size(self) -> int:
+        """Number of distinct action vectors (product of choice counts)."""
+        return math.prod(d.num_choices for d in self.decisions())
+
+    def identity(self) -> str:
+        """Name, version and a hash of the full declaration: a table or journal
+        built for one space is refused by another."""
+        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
+        return f"{self.name}/v{self.version}/{digest}"
+
+    # -- actions <-> ArchSpec ------------------------------------------------
+    def validate_actions(self, actions: Sequence[int]) -> tuple[int, ...]:
+        decisions = self.decisions()
+        try:
+            values = list(actions)
+        except TypeError:
+            raise ActionError(
+                f"actions must be a sequence of {len(decisions)} integers, "
+                f"got {type(actions).__name__}"
+            ) from None
+        if len(values) != len(decisions):
+            raise ActionError(
+                f"expected {len(decisions)} actions for search space {self.name!r}, "
+                f"got {len(values)}"
+            )
+        checked = []
+        for decision, value in zip(decisions, values):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ActionError(
+                    f"action for decision {decision.name!r} must be an integer, "
+                    f"got {value!r}"
+                )
+            if not 0 <= value < decision.num_choices:
+                raise ActionError(
+                    f"action {value} for decision {decision.name!r} is out of range "
+                    f"[0, {decision.num_choices})"
+                )
+            checked.append(int(value))
+        return tuple(checked)
+
+    def decode(self, actions: Sequence[int]) -> ArchSpec:
+        actions = self.validate_actions(actions)
+        per_block = len(DECISION_KINDS)
+        blocks = []
+        input_filters = self.stem_filters
+        for index, skeleton in enumerate(self.skeleton):
+            chosen = actions[index * per_block : (index + 1) * per_block]
+            values = {
+                kind: options[a]
+                for (kind, options), a in zip(self._block_choices(skeleton).items(), chosen)
+            }
+            op: ConvOpChoice = values["conv_op"]
+            block = BlockArgs(
+                num_repeat=values["layers"],
+                kernel_size=values["kernel"],
+                stride=skeleton.stride,
+                expand_ratio=op.expand_ratio,
+                input_filters=input_filters,
+                output_filters=values["filters"],
+                se_ratio=values["se_ratio"],
+                conv_op=op.conv_op,  # type: ignore[arg-type]
+                skip=values["skip"],  # type: ignore[arg-type]
+            )
+            blocks.append(block)
+            input_filters = block.output_filters
+        return ArchSpec(
+            blocks=tuple(blocks),
+            stem_filters=self.stem_filters,
+            head_filters=self.head_filters,
+            activation=self.activation,  # type: ignore[arg-type]
+            dropout_rate=self.dropout_rate,
+            resolution=self.resolution,
+            depth_divisor=self.depth_divisor,
+            name=f"{self.name}-candidate",
+        )
+
+    def encode(self, spec: ArchSpec) -> tuple[int, ...]:
+        """Actions that decode to ``spec``; ties (e.g. clamped layer counts) pick
+        the choice closest to the skeleton."""
+        # Compare what would be built, so equivalent spellings (a head that is
+        # only widened above width 1.0, say) are accepted.
+        globals_expected = {
+            "stem filters": (spec.scaled_stem_filters(), self.stem_filters),
+            "head filters": (spec.scaled_head_filters(), self.head_filters),
+            "activation": (spec.activation, self.activation),
+        }
+        for field, (actual, expected) in globals_expected.items():
+            if actual != expected:
+                raise NotInSpaceError(
+                    f"{spec.name}: {field} {actual!r} is not in search space "
+                    f"{self.name!r} (it has {expected!r})"
+                )
+        blocks = spec.scaled_blocks()
+        if len(blocks) != len(self.skeleton):
+            raise NotInSpaceError(
+                f"{spec.name}: has {len(blocks)} blocks, search space "
+                f"{self.name!r} has {len(self.skeleton)}"
+            )
+        actions: list[int] = []
+        for index, (block, skeleton) in enumerate(zip(blocks, self.skeleton)):
+            if block.stride != skeleton.stride:
+                raise NotInSpaceError(
+                    f"{spec.name}: block {index} stride {block.stride} differs from the "
+                    f"space's {skeleton.stride}"
+                )
+            choices = self._block_choices(skeleton)
+            wanted = {
+                "conv_op": (block.conv_op, block.expand_ratio),
+                "kernel": block.kernel_size,
+                "se_ratio": block.se_ratio,
+                "skip": block.skip,
+                "filters": block.output_filters,
+                "layers": block.num_repeat,
+            }
+            for kind, options in choices.items():
+                keys = (
+                    [(o.conv_op, o.expand_ratio) for o in options]
+                    if kind == "conv_op"
+                    else list(options)
+                )
+                matches = [i for i, key in enumerate(keys) if key == wanted[kind]]
+                if not matches:
+                    raise NotInSpaceError(
+                        f"{spec.name}: block {index} {kind}={wanted[kind]!r} is not "
+                        f"among the choices {tuple(keys)} of search space {self.name!r}"
+                    )
+                actions.append(min(matches, key=lambda i: self._tie_rank(kind, i)))
+        return tuple(actions)
+
+    def _tie_rank(self, kind: str, index: int) -> tuple[float, int]:
+        if kind == "filters":
+            return (abs(self.filter_multipliers[index] - 1.0), index)
+        if kind == "layers":
+            return (abs(self.layer_offsets[index]), index)
+        return (0.0, index)
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> tuple[int, ...]:
+        """A uniformly random action vector."""
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return tuple(int(generator.integers(d.num_choices)) for d in self.decisions())
+
+
+MNASNET_SPACE = FactorizedSearchSpace(
+    name="mnasnet",
+    version=1,
+    skeleton=tuple(SkeletonBlock(*row) for row in MOBILENET_V2_SKELETON),
+)
+
+_SPACES = {MNASNET_SPACE.name: MNASNET_SPACE}
+
+
+def get_search_space(name: str = "mnasnet") -> FactorizedSearchSpace:
+    if name not in _SPACES:
+        raise ActionError(
+            f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}"
+        )
+    return _SPACES[name]
