@@ -54,7 +54,9 @@ class LatencyError(RuntimeError):
         if self.command is not None:
             parts.append(f"command: {format_command(self.command)}")
         if self.output_tail:
-            parts.append(f"output (last {OUTPUT_TAIL_CHARS} chars):\n{self.output_tail}")
+            parts.append(
+                f"output (last {OUTPUT_TAIL_CHARS} chars):\n{self.output_tail}"
+            )
         return "\n".join(parts)
 
     def __reduce__(self):

@@ -8,6 +8,7 @@ kills that group (by its id) before the output is collected.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,14 +87,14 @@ def run_command(
 
 
 def _kill_group_and_drain(proc: subprocess.Popen) -> str:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     try:
         raw, _ = proc.communicate(timeout=_DRAIN_SECS)
     except subprocess.TimeoutExpired:
         # Something outside the group still holds the pipe; give up on it.
-        proc.kill()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        proc.wait(timeout=_DRAIN_SECS)
         raw = b""
     return (raw or b"").decode("utf-8", errors="replace")

@@ -58,8 +58,9 @@ class BackendFingerprint:
         pairs = tuple(
             (k, _option_text(v)) for k, v in (options or {}).items() if v is not None
         )
-        return cls(backend, device_model, device_id, int(num_threads),
-                   runtime_version, pairs)
+        return cls(
+            backend, device_model, device_id, int(num_threads), runtime_version, pairs
+        )
 
     def key(self) -> str:
         """Stable string key: canonical JSON of every field."""
@@ -121,7 +122,9 @@ class LatencyResult:
 
     def __post_init__(self) -> None:
         if self.runs < 1:
-            raise ValueError(f"a latency result needs at least one run, got {self.runs}")
+            raise ValueError(
+                f"a latency result needs at least one run, got {self.runs}"
+            )
         for name in ("median_ms", "mean_ms", "std_ms", "min_ms", "max_ms"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
