@@ -78,7 +78,9 @@ def _layer(ops: _Ops, inputs, layer: LayerPlan, drop_rate: float):
     block, name = layer.block, layer.name
     x = inputs
     if block.conv_op == "conv":
-        x = ops.conv_bn_act(x, layer.output_filters, block.kernel_size, layer.stride, name)
+        x = ops.conv_bn_act(
+            x, layer.output_filters, block.kernel_size, layer.stride, name
+        )
         if block.has_se:
             x = _squeeze_excite(ops, x, layer, layer.output_filters, name)
     else:
@@ -107,13 +109,17 @@ def _layer(ops: _Ops, inputs, layer: LayerPlan, drop_rate: float):
                 layer.stride, layer.stride, padding="same", name=f"{name}_skip_pool"
             )(shortcut)
         if layer.pool_skip_projects:
-            shortcut = ops.conv(shortcut, layer.output_filters, 1, 1, f"{name}_skip_conv")
+            shortcut = ops.conv(
+                shortcut, layer.output_filters, 1, 1, f"{name}_skip_conv"
+            )
             shortcut = ops.bn(shortcut, f"{name}_skip_bn")
     else:
         return x
     if drop_rate > 0:
         # Drop connect (stochastic depth): drops the whole residual branch.
-        x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop")(x)
+        x = keras.layers.Dropout(
+            drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop"
+        )(x)
     return keras.layers.Add(name=f"{name}_add")([x, shortcut])
 
 
@@ -138,7 +144,9 @@ def build_model(
     if input_shape is None:
         input_shape = (spec.resolution, spec.resolution, 3)
     if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape}"
+        )
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     ops = _Ops(spec)

@@ -99,7 +99,9 @@ def compute_stats(
     stem_filters = spec.scaled_stem_filters()
     stem.conv(stem_size, 3, channels, stem_filters)
     stem.bn(stem_filters)
-    rows.append(LayerStats("stem", "stem", (*stem_size, stem_filters), stem.params, stem.macs))
+    rows.append(
+        LayerStats("stem", "stem", (*stem_size, stem_filters), stem.params, stem.macs)
+    )
 
     layers = plan_layers(spec, (height, width))
     for layer in layers:
@@ -120,11 +122,19 @@ def compute_stats(
     head = _Counter()
     head.conv(last_size, 1, last_filters, head_filters)
     head.bn(head_filters)
-    rows.append(LayerStats("head", "head", (*last_size, head_filters), head.params, head.macs))
+    rows.append(
+        LayerStats("head", "head", (*last_size, head_filters), head.params, head.macs)
+    )
 
     classifier = _Counter()
     classifier.conv((1, 1), 1, head_filters, num_classes, bias=True)
     rows.append(
-        LayerStats("classifier", "head", (1, 1, num_classes), classifier.params, classifier.macs)
+        LayerStats(
+            "classifier",
+            "head",
+            (1, 1, num_classes),
+            classifier.params,
+            classifier.macs,
+        )
     )
     return ModelStats(tuple(rows))

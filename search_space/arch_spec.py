@@ -28,7 +28,9 @@ HEAD_SCALINGS: tuple[str, ...] = ("fixed", "scaled", "scaled_if_wider")
 SPEC_FORMAT_VERSION = 1
 
 
-def round_filters(filters: int | float, multiplier: float = 1.0, divisor: int = 8) -> int:
+def round_filters(
+    filters: int | float, multiplier: float = 1.0, divisor: int = 8
+) -> int:
     """Scales ``filters`` and rounds to a multiple of ``divisor`` (at least one).
 
     Rounding never loses more than 10%: if it would, one more ``divisor`` is added.
@@ -107,17 +109,22 @@ class ArchSpec:
         return encode_block_strings(self.blocks)
 
     def scaled_stem_filters(self) -> int:
-        return round_filters(self.stem_filters, self.width_multiplier, self.depth_divisor)
+        return round_filters(
+            self.stem_filters, self.width_multiplier, self.depth_divisor
+        )
 
     def scaled_head_filters(self) -> int:
         if self.head_scaling == "scaled" or (
             self.head_scaling == "scaled_if_wider" and self.width_multiplier > 1.0
         ):
-            return round_filters(self.head_filters, self.width_multiplier, self.depth_divisor)
+            return round_filters(
+                self.head_filters, self.width_multiplier, self.depth_divisor
+            )
         return self.head_filters
 
     def scaled_blocks(self) -> tuple[BlockArgs, ...]:
         """Blocks with width and depth multipliers applied (the built network)."""
+
         def scale(filters: int) -> int:
             return round_filters(filters, self.width_multiplier, self.depth_divisor)
 
@@ -133,7 +140,9 @@ class ArchSpec:
     def replace(self, **changes: Any) -> ArchSpec:
         return dataclasses.replace(self, **changes)
 
-    def scaled(self, width_multiplier: float = 1.0, depth_multiplier: float = 1.0) -> ArchSpec:
+    def scaled(
+        self, width_multiplier: float = 1.0, depth_multiplier: float = 1.0
+    ) -> ArchSpec:
         """Multiplies the recorded multipliers (scaling composes)."""
         return self.replace(
             width_multiplier=self.width_multiplier * width_multiplier,

@@ -214,9 +214,13 @@ def encode_block_string(block: BlockArgs) -> str:
     return "_".join(parts)
 
 
-def decode_block_strings(block_strings: list[str] | tuple[str, ...]) -> tuple[BlockArgs, ...]:
+def decode_block_strings(
+    block_strings: list[str] | tuple[str, ...],
+) -> tuple[BlockArgs, ...]:
     return tuple(decode_block_string(s) for s in block_strings)
 
 
-def encode_block_strings(blocks: tuple[BlockArgs, ...] | list[BlockArgs]) -> tuple[str, ...]:
+def encode_block_strings(
+    blocks: tuple[BlockArgs, ...] | list[BlockArgs],
+) -> tuple[str, ...]:
     return tuple(encode_block_string(b) for b in blocks)

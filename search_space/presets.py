@@ -83,7 +83,9 @@ def mobilenet_v2_block_strings() -> tuple[str, ...]:
     strings = []
     in_filters = 32
     for expand, filters, repeats, stride in MOBILENET_V2_SKELETON:
-        strings.append(f"r{repeats}_k3_s{stride}{stride}_e{expand}_i{in_filters}_o{filters}")
+        strings.append(
+            f"r{repeats}_k3_s{stride}{stride}_e{expand}_i{in_filters}_o{filters}"
+        )
         in_filters = filters
     return tuple(strings)
 

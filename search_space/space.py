@@ -31,7 +31,14 @@ from mnas.search_space.decision import Decision
 from mnas.search_space.errors import ActionError, NotInSpaceError
 from mnas.search_space.presets import MOBILENET_V2_SKELETON
 
-DECISION_KINDS: tuple[str, ...] = ("conv_op", "kernel", "se_ratio", "skip", "filters", "layers")
+DECISION_KINDS: tuple[str, ...] = (
+    "conv_op",
+    "kernel",
+    "se_ratio",
+    "skip",
+    "filters",
+    "layers",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +175,9 @@ class FactorizedSearchSpace:
             chosen = actions[index * per_block : (index + 1) * per_block]
             values = {
                 kind: options[a]
-                for (kind, options), a in zip(self._block_choices(skeleton).items(), chosen)
+                for (kind, options), a in zip(
+                    self._block_choices(skeleton).items(), chosen
+                )
             }
             op: ConvOpChoice = values["conv_op"]
             block = BlockArgs(
@@ -257,7 +266,9 @@ class FactorizedSearchSpace:
 
     def sample(self, rng: np.random.Generator | int | None = None) -> tuple[int, ...]:
         """A uniformly random action vector."""
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        generator = (
+            rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        )
         return tuple(int(generator.integers(d.num_choices)) for d in self.decisions())
 
 

@@ -1,0 +1,160 @@
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mnas.search_space import (
+    MNASNET_SPACE,
+    ActionError,
+    NotInSpaceError,
+    get_preset,
+    get_search_space,
+    preset_names,
+)
+
+SPACE = MNASNET_SPACE
+
+
+def test_decisions_are_the_controllers_view():
+    decisions = SPACE.decisions()
+    assert len(decisions) == 42
+    assert [d.kind for d in decisions[:6]] == [
+        "conv_op",
+        "kernel",
+        "se_ratio",
+        "skip",
+        "filters",
+        "layers",
+    ]
+    assert [d.num_choices for d in decisions[:6]] == [5, 2, 2, 3, 3, 3]
+    assert decisions[0].name == "block0/conv_op"
+    assert decisions[-1].name == "block6/layers"
+    assert decisions[0].choices == (
+        "conv",
+        "dsconv",
+        "mbconv_e1",
+        "mbconv_e3",
+        "mbconv_e6",
+    )
+
+
+def test_size():
+    assert SPACE.size() == 540**7
+
+
+def test_decode_follows_the_mobilenet_v2_skeleton():
+    actions = [2, 0, 0, 1, 1, 1] + [4, 1, 1, 2, 2, 2] * 6
+    spec = SPACE.decode(actions)
+    assert spec.block_strings[0] == "r1_k3_s11_e1_i32_o16"
+    assert spec.block_strings[1] == "r3_k5_s22_e6_i16_o32_se0.25_poolskip"
+    assert [b.stride for b in spec.blocks] == [1, 2, 2, 2, 1, 2, 1]
+    assert [b.output_filters for b in spec.blocks] == [16, 32, 40, 80, 120, 200, 400]
+    assert spec.blocks[0].num_repeat == 1
+
+
+def test_layers_never_below_one():
+    spec = SPACE.decode([0] * 42)
+    assert spec.blocks[0].num_repeat == 1  # MobileNetV2's first block has 1 layer
+    assert [b.num_repeat for b in spec.blocks] == [1, 1, 2, 3, 2, 2, 1]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_sample_decode_encode_round_trip(seed):
+    actions = SPACE.sample(seed)
+    spec = SPACE.decode(actions)
+    assert SPACE.decode(SPACE.encode(spec)) == spec
+
+
+def test_mobilenet_v2_lies_in_the_relu6_variant_and_round_trips():
+    space = dataclasses.replace(SPACE, activation="relu6")
+    spec = get_preset("mobilenet-v2")
+    decoded = space.decode(space.encode(spec))
+    assert decoded.blocks == spec.blocks
+    assert decoded.scaled_head_filters() == spec.scaled_head_filters()
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_round_trip_when_inside_the_space(name):
+    spec = get_preset(name)
+    for space in (SPACE, dataclasses.replace(SPACE, activation=spec.activation)):
+        try:
+            actions = space.encode(spec)
+        except NotInSpaceError:
+            continue
+        assert space.decode(actions).blocks == spec.blocks
+
+
+def test_presets_outside_the_space_say_why():
+    with pytest.raises(NotInSpaceError) as info:
+        SPACE.encode(get_preset("mnasnet-a1"))
+    assert str(info.value) == (
+        "mnasnet-a1: block 4 filters=112 is not among the choices (72, 96, 120) of "
+        "search space 'mnasnet'"
+    )
+    with pytest.raises(NotInSpaceError, match="stem filters 8 is not in search space"):
+        SPACE.encode(get_preset("mnasnet-small"))
+
+
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ([0] * 41, "expected 42 actions for search space 'mnasnet', got 41"),
+        ([0] * 43, "expected 42 actions for search space 'mnasnet', got 43"),
+        (
+            [0] * 6 + [5] + [0] * 35,
+            "action 5 for decision 'block1/conv_op' is out of range [0, 5)",
+        ),
+        (
+            [0] * 41 + [-1],
+            "action -1 for decision 'block6/layers' is out of range [0, 3)",
+        ),
+        (
+            [0, 1.5] + [0] * 40,
+            "action for decision 'block0/kernel' must be an integer, got 1.5",
+        ),
+        (None, "actions must be a sequence of 42 integers, got NoneType"),
+    ],
+)
+def test_bad_actions_name_the_decision(actions, message):
+    with pytest.raises(ActionError) as info:
+        SPACE.decode(actions)
+    assert str(info.value) == message
+
+
+@given(st.lists(st.integers(min_value=-3, max_value=8), min_size=0, max_size=50))
+def test_random_vectors_only_raise_action_error(actions):
+    try:
+        spec = SPACE.decode(actions)
+    except ActionError:
+        return
+    assert SPACE.decode(SPACE.encode(spec)) == spec
+
+
+def test_sample_is_uniform_per_decision():
+    rng = np.random.default_rng(0)
+    counts = Counter(SPACE.sample(rng)[0] for _ in range(5000))  # conv_op: 5 choices
+    assert set(counts) == set(range(5))
+    assert all(abs(c / 5000 - 0.2) < 0.03 for c in counts.values())
+
+
+def test_sample_is_seeded():
+    assert SPACE.sample(7) == SPACE.sample(7)
+    assert SPACE.sample(7) != SPACE.sample(8)
+
+
+def test_identity_changes_with_the_declaration():
+    assert SPACE.identity().startswith("mnasnet/v1/")
+    assert (
+        dataclasses.replace(SPACE, kernel_sizes=(3, 5, 7)).identity()
+        != SPACE.identity()
+    )
+
+
+def test_unknown_space():
+    with pytest.raises(
+        ActionError, match="unknown search space 'nasnet'; known spaces: mnasnet"
+    ):
+        get_search_space("nasnet")
