@@ -1,0 +1,67 @@
+"""Multi-objective rewards that trade accuracy against measured latency.
+
+* ``soft`` (MnasNet): ACC * (LAT/T)^w, w = alpha if LAT <= T else beta,
+  alpha = beta = -0.07: doubling latency is worth about +5% relative accuracy.
+* ``hard`` (MnasNet): alpha = 0, beta = -1: no bonus under the target, a steep
+  penalty above it.
+* ``absolute`` (TuNAS): ACC + beta * |LAT/T - 1|, beta = -0.10 by default; it
+  lands on the target without the repeated searches the soft reward needs.
+
+Failed trials have no reward: callers never pass them here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+RewardKind = Literal["soft", "hard", "absolute"]
+REWARD_KINDS: tuple[str, ...] = ("soft", "hard", "absolute")
+_DEFAULT_EXPONENTS = {
+    "soft": (-0.07, -0.07),
+    "hard": (0.0, -1.0),
+    "absolute": (0.0, -0.10),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardConfig:
+    """``alpha`` / ``beta`` default to the published values for ``kind``."""
+
+    kind: RewardKind = "soft"
+    target_ms: float = 75.0
+    alpha: float | None = None
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in REWARD_KINDS:
+            raise ValueError(
+                f"reward kind must be one of {REWARD_KINDS}, got {self.kind!r}"
+            )
+        if not (
+            isinstance(self.target_ms, int | float) and math.isfinite(self.target_ms)
+        ):
+            raise ValueError(
+                f"target latency must be a finite number, got {self.target_ms!r}"
+            )
+        if self.target_ms <= 0:
+            raise ValueError(f"target latency must be > 0 ms, got {self.target_ms}")
+        default_alpha, default_beta = _DEFAULT_EXPONENTS[self.kind]
+        if self.alpha is None:
+            object.__setattr__(self, "alpha", default_alpha)
+        if self.beta is None:
+            object.__setattr__(self, "beta", default_beta)
+
+
+def compute_reward(accuracy: float, latency_ms: float, config: RewardConfig) -> float:
+    """The reward of one completed trial."""
+    if not (math.isfinite(accuracy) and 0.0 <= accuracy <= 1.0):
+        raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r}")
+    if not (math.isfinite(latency_ms) and latency_ms > 0):
+        raise ValueError(f"latency must be a positive number of ms, got {latency_ms!r}")
+    ratio = latency_ms / config.target_ms
+    if config.kind == "absolute":
+        return accuracy + config.beta * abs(ratio - 1.0)
+    exponent = config.alpha if latency_ms <= config.target_ms else config.beta
+    return accuracy * ratio**exponent
