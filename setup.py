@@ -33,6 +33,7 @@ setup(
         "ai-edge-litert>=2.3",
         "scikit-learn>=1.5",
         "matplotlib>=3.8",
+        "tensorboard>=2.20",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
