@@ -8,6 +8,7 @@ same interface and runs tasks in-process, for fakes in tests.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -98,10 +99,8 @@ class _Worker:
             self.proc.kill()
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         self._log.close()
 
 
