@@ -306,6 +306,8 @@ class Controller(abc.ABC):
             self._checkpoint = tf.train.Checkpoint(
                 bookkeeping=self._bookkeeping, spec=self._spec, **self._trackables()
             )
+            # Created now, so a fresh controller restores it like everything else.
+            _ = self._checkpoint.save_counter
         return self._checkpoint
 
     def _bookkeeping_json(self) -> str:
@@ -360,13 +362,19 @@ class Controller(abc.ABC):
         if prefix is None or not tf.io.gfile.exists(prefix + ".index"):
             raise FileNotFoundError(f"no controller checkpoint at {path!r}")
         try:
-            saved_spec = tf.train.load_variable(prefix, "spec/.ATTRIBUTES/VARIABLE_VALUE")
+            saved_spec = tf.train.load_variable(
+                prefix, "spec/.ATTRIBUTES/VARIABLE_VALUE"
+            )
         except (tf.errors.NotFoundError, ValueError) as error:
             raise CheckpointMismatchError(
                 f"{prefix!r} is not a controller checkpoint: {error}"
             ) from error
-        saved_spec = saved_spec.decode() if isinstance(saved_spec, bytes) else saved_spec
-        differences = _spec_differences(json.loads(saved_spec), json.loads(self._spec_json()))
+        saved_spec = (
+            saved_spec.decode() if isinstance(saved_spec, bytes) else saved_spec
+        )
+        differences = _spec_differences(
+            json.loads(saved_spec), json.loads(self._spec_json())
+        )
         if differences:
             raise CheckpointMismatchError(
                 f"checkpoint {prefix!r} belongs to a different controller: "
@@ -377,7 +385,9 @@ class Controller(abc.ABC):
         return prefix
 
 
-def _spec_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def _spec_differences(
+    saved: Mapping[str, Any], current: Mapping[str, Any]
+) -> list[str]:
     """Human-readable differences between two controller specs."""
     differences = []
     if saved["kind"] != current["kind"]:
