@@ -1,0 +1,133 @@
+"""Latency cache: keys, persistence, bypass, and concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from mnas.latency.backend import LatencyBackend
+from mnas.latency.cache import CachedBackend, LatencyCache, sha256_bytes, sha256_file
+from mnas.latency.errors import LatencyError
+from mnas.latency.result import BackendFingerprint, LatencyResult
+
+FP_A = BackendFingerprint.create("host", "x86_64", "AMD EPYC", 1, "litert 2.3.0")
+FP_B = BackendFingerprint.create("host", "x86_64", "AMD EPYC", 2, "litert 2.3.0")
+
+
+def result(median: float, fingerprint: BackendFingerprint = FP_A) -> LatencyResult:
+    return LatencyResult.from_samples(
+        [median - 0.1, median, median + 0.1], fingerprint, init_ms=3.0
+    )
+
+
+class CountingBackend(LatencyBackend):
+    name = "counting"
+
+    def __init__(self, fingerprint=FP_A, fail: bool = False) -> None:
+        self.calls: list[str] = []
+        self._fingerprint = fingerprint
+        self.fail = fail
+
+    def fingerprint(self) -> BackendFingerprint:
+        return self._fingerprint
+
+    def measure(self, tflite_path: str) -> LatencyResult:
+        self.calls.append(tflite_path)
+        if self.fail:
+            raise LatencyError("boom", ["measure", tflite_path])
+        return result(float(len(self.calls)), self._fingerprint)
+
+
+def test_round_trip_and_keys(tmp_path):
+    cache = LatencyCache(tmp_path / "cache.sqlite")
+    assert cache.journal_mode() == "wal"
+    digest = sha256_bytes(b"model one")
+    assert cache.get(digest, FP_A) is None
+    stored = result(7.0)
+    cache.put(digest, stored)
+    assert cache.get(digest, FP_A) == stored
+    assert cache.get(digest, FP_A.key()) == stored
+    # Different threads (or device, runtime...) or different bytes: a miss.
+    assert cache.get(digest, FP_B) is None
+    assert cache.get(sha256_bytes(b"model two"), FP_A) is None
+    cache.put(digest, result(9.0))
+    assert cache.get(digest, FP_A).median_ms == 9.0
+    assert len(cache) == 1
+    assert cache.delete(digest, FP_A) and len(cache) == 0
+
+
+def test_persists_across_instances_and_stores_json(tmp_path):
+    path = tmp_path / "nested" / "cache.sqlite"
+    LatencyCache(path).put("abc", result(5.0))
+    assert LatencyCache(path).get("abc", FP_A).median_ms == 5.0
+    with sqlite3.connect(path) as conn:
+        text = conn.execute("SELECT result_json FROM latency").fetchone()[0]
+    assert '"median_ms": 5.0' in text
+
+
+def test_file_and_bytes_digests_agree(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"\x00" * 3_000_000)
+    assert sha256_file(path) == sha256_bytes(path.read_bytes())
+
+
+def test_cached_backend_hits_misses_and_bypass(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"bytes of m")
+    same_bytes = tmp_path / "copy of m.tflite"
+    same_bytes.write_bytes(b"bytes of m")
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    inner = CountingBackend()
+    cached = CachedBackend(inner, cache)
+    assert cached.fingerprint() == FP_A and cached.name == "counting"
+    first = cached.measure(str(model))
+    assert cached.measure(str(model)) == first
+    assert cached.measure(str(same_bytes)) == first  # keyed by content
+    assert (cached.hits, cached.misses, len(inner.calls)) == (2, 1, 1)
+
+    fresh = CachedBackend(inner, cache, bypass=True).measure(str(model))
+    assert len(inner.calls) == 2 and fresh.median_ms == 2.0
+    # The fresh result replaced the old entry.
+    assert cached.measure(str(model)).median_ms == 2.0
+
+    other_threads = CachedBackend(CountingBackend(FP_B), cache)
+    assert other_threads.measure(str(model)).fingerprint == FP_B
+    assert len(cache) == 2
+
+
+def test_failures_are_not_cached(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x")
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    failing = CachedBackend(CountingBackend(fail=True), cache)
+    with pytest.raises(LatencyError):
+        failing.measure(str(model))
+    assert len(cache) == 0
+
+
+def _writer(path: str, worker: int, count: int) -> int:
+    cache = LatencyCache(path, timeout_s=60)
+    for i in range(count):
+        # Distinct keys plus one key everybody fights over.
+        cache.put(f"model-{worker}-{i}", result(1.0 + worker + i / 1000))
+        cache.put("shared", result(100.0 + worker))
+        assert cache.get(f"model-{worker}-{i}", FP_A) is not None
+    return worker
+
+
+def test_concurrent_writer_processes(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    workers, count = 4, 40
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        done = pool.starmap(_writer, [(path, w, count) for w in range(workers)])
+    assert sorted(done) == list(range(workers))
+    cache = LatencyCache(path)
+    assert len(cache) == workers * count + 1
+    for w in range(workers):
+        for i in range(count):
+            got = cache.get(f"model-{w}-{i}", FP_A)
+            assert got.median_ms == pytest.approx(1.0 + w + i / 1000)
+    assert cache.get("shared", FP_A).median_ms in {100.0 + w for w in range(workers)}
