@@ -512,8 +512,9 @@ class AdbBenchmarkModelBackend(LatencyBackend):
             raise LatencyError(f"model file not found: {local}", [local])
         name = f"mnas-{uuid.uuid4().hex[:8]}-{os.path.basename(local)}"
         remote_model = f"{self.remote_dir}/{name}"
-        self.adb.push(local, remote_model)
         try:
+            # Inside the try: a push cut short can leave a partial file.
+            self.adb.push(local, remote_model)
             return self._run(remote_model, fingerprint)
         finally:
             if not self.keep_model:

@@ -266,6 +266,9 @@ if [ "$1" != "-s" ]; then echo "fake adb: device command without -s" >&2; exit 9
 serial="$2"; shift 2
 case "$1" in
   push)
+    if [ -n "$FAKE_PUSH_FAIL" ] && [[ "$3" == *.tflite ]]; then
+      head -c 3 -- "$2" > "$3"; echo "adb: error: failed to copy: connection reset" >&2; exit 1
+    fi
     cp -- "$2" "$3" || exit 1
     echo "$2: 1 file pushed, 0 skipped." ;;
   shell)
@@ -334,7 +337,7 @@ class Fakes:
             "FAKE_BM_OUTPUT": str(self.output),
         }.items():
             monkeypatch.setenv(key, value)
-        for key in ("FAKE_DROP", "FAKE_OLD_ADB", "FAKE_BM_MODE"):
+        for key in ("FAKE_DROP", "FAKE_OLD_ADB", "FAKE_BM_MODE", "FAKE_PUSH_FAIL"):
             monkeypatch.delenv(key, raising=False)
 
     def calls(self) -> list[list[str]]:
@@ -465,6 +468,15 @@ def test_device_dropping_mid_run(fakes, monkeypatch):
     assert "not found" in error.output_tail
     # Cleanup was still attempted.
     assert fakes.calls()[-1][3].startswith("rm -f ")
+
+
+def test_failed_model_push_is_reported_and_cleaned_up(fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_PUSH_FAIL", "1")
+    with pytest.raises(LatencyError, match="adb push failed") as info:
+        fakes.backend().measure(str(fakes.model))
+    assert "connection reset" in info.value.output_tail
+    assert info.value.command[2:4] == [SERIAL, "push"]
+    assert sorted(p.name for p in fakes.device_dir.iterdir()) == ["benchmark_model"]
 
 
 @pytest.mark.parametrize("old_adb", [False, True])
