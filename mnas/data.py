@@ -452,7 +452,10 @@ def _prepare(builder, name: str, data_dir: str, config: DataConfig) -> None:
             "downloaded by hand), allow downloading (download=True), or use the "
             f"embedded default '{DIGITS}'"
         )
-    download_config = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=config.manual_dir,
+        try_download_gcs=config.download,  # A manual build stays off the network.
+    )
     try:
         builder.download_and_prepare(download_config=download_config)
     except Exception as err:  # tfds raises many kinds; the cause is kept.
