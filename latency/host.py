@@ -130,10 +130,9 @@ class HostBackend(LatencyBackend):
             invoke()
             samples.append((clock() - t0) * 1e3)
 
-        result = LatencyResult.from_samples(
+        return LatencyResult.from_samples(
             samples, self.fingerprint(), init_ms=init_ms, first_run_ms=first_run_ms
         )
-        return result
 
     def _load(self, path: str):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
