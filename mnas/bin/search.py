@@ -1,0 +1,78 @@
+"""mnas-search: platform-aware architecture search (MnasNet).
+
+With no flags it searches the embedded default: scikit-learn's digits as the
+proxy task, latency measured on this host with LiteRT (XNNPACK, 1 thread,
+224x224, batch 1).
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from mnas.flags.latency import define_latency_flags, latency_config_from_flags
+from mnas.flags.search import define_search_flags, search_config_from_flags
+
+define_search_flags()
+define_latency_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from mnas.data import DataConfig, DataError, load_proxy_data
+    from mnas.search import Search, SearchConfigError
+    from mnas.search_report import best_table
+    from mnas.workers import SubprocessPool
+
+    try:
+        latency = latency_config_from_flags(FLAGS)
+        config = search_config_from_flags(
+            FLAGS, latency.backend, latency.options_dict(), latency.cache_path
+        )
+        # Fail fast on a dataset no worker could load.
+        data = load_proxy_data(DataConfig(**config.data))
+        backend = latency.make_backend()
+    except (ValueError, DataError, SearchConfigError) as error:
+        raise app.UsageError(str(error)) from None
+    print(
+        f"mnas-search: {config.num_trials} trials, dataset {config.data['dataset']} "
+        f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "
+        f"classes, {config.data['resolution']}px), latency on {latency.backend} at "
+        f"{config.deployment_resolution}px, {config.reward.kind} reward, target "
+        f"{config.reward.target_ms:g} ms, work dir {config.work_dir}",
+        flush=True,
+    )
+    pool = SubprocessPool(
+        "mnas.candidate:evaluate_candidate",
+        config.num_workers,
+        os.path.join(config.work_dir, "workers"),
+        trial_timeout_s=config.trial_timeout_s,
+    )
+    try:
+        search = Search(config, pool, backend, resume=FLAGS.resume)
+    except (ValueError, SearchConfigError) as error:
+        pool.close()
+        raise app.UsageError(str(error)) from None
+    best = search.run()
+    print()
+    if not best:
+        print(
+            "no trial completed; see the errors in",
+            os.path.join(config.work_dir, "trials.jsonl"),
+        )
+        return 1
+    print(best_table(best))
+    print(
+        f"\nresults in {config.work_dir}: best.json, pareto.png, trials.jsonl, models/"
+    )
+    return 0
+
+
+def run() -> None:
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
