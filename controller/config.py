@@ -27,6 +27,10 @@ class ControllerConfig:
       num_layers: stacked LSTM layers.
       embedding_size: size of the previous-action embedding; ``None`` means
         ``hidden_size``.
+      share_embeddings: one action-embedding table per decision kind instead
+        of one per decision. Per-decision tables (the default) tell the LSTM
+        which block it is in; with shared tables and shared heads the policy
+        learns block-specific choices much more slowly.
       learning_rate: Adam step size.
       baseline_decay: decay of the exponential-moving-average reward baseline.
       entropy_weight: weight of the entropy bonus (summed over decisions) that
@@ -45,6 +49,7 @@ class ControllerConfig:
     hidden_size: int = 100
     num_layers: int = 1
     embedding_size: int | None = None
+    share_embeddings: bool = False
     learning_rate: float = 0.01
     baseline_decay: float = 0.95
     entropy_weight: float = 1e-4
@@ -81,6 +86,10 @@ class ControllerConfig:
             positive_float(name)
         for name in ("tanh_constant", "grad_clip_norm"):
             positive_float(name, allow_none=True)
+        if not isinstance(self.share_embeddings, bool):
+            raise ValueError(
+                f"share_embeddings must be a bool, got {self.share_embeddings!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not 0 <= self.seed <= MAX_SEED:

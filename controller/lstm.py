@@ -58,6 +58,7 @@ class LSTMController(Controller):
             embedding_size=cfg.embedding_size,
             temperature=cfg.temperature,
             tanh_constant=cfg.tanh_constant,
+            share_embeddings=cfg.share_embeddings,
         )
         self._policy = LSTMPolicy(spec, init_range=cfg.init_range, seed=cfg.seed)
         self._variables = tuple(_flatten(self._policy.weights))

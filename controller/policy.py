@@ -40,10 +40,15 @@ class PolicySpec:
     Attributes:
       step_kinds: index into ``kind_sizes`` for each decision, in order.
       kind_sizes: number of choices of each decision kind (one head each).
+      step_tables: index into ``table_sizes`` of the embedding table that
+        embeds each decision's action (as the next step's input).
+      table_sizes: rows of each action-embedding table.
     """
 
     step_kinds: tuple[int, ...]
     kind_sizes: tuple[int, ...]
+    step_tables: tuple[int, ...]
+    table_sizes: tuple[int, ...]
     hidden_size: int = 100
     num_layers: int = 1
     embedding_size: int = 100
@@ -60,7 +65,13 @@ class PolicySpec:
         embedding_size: int | None = None,
         temperature: float = 1.0,
         tanh_constant: float | None = None,
+        share_embeddings: bool = False,
     ) -> PolicySpec:
+        """Heads are shared per kind; embeddings per decision unless shared.
+
+        Per-decision embeddings tell the LSTM which block it is in, so shared
+        heads can still make different choices per block.
+        """
         sizes: dict[str, int] = {}
         for decision in decisions:
             size = sizes.setdefault(decision.kind, decision.num_choices)
@@ -71,9 +82,18 @@ class PolicySpec:
                     f"(at {decision.name!r})"
                 )
         kind_index = {kind: i for i, kind in enumerate(sizes)}
+        step_kinds = tuple(kind_index[d.kind] for d in decisions)
+        kind_sizes = tuple(sizes.values())
+        if share_embeddings:
+            step_tables, table_sizes = step_kinds, kind_sizes
+        else:
+            step_tables = tuple(range(len(decisions)))
+            table_sizes = tuple(d.num_choices for d in decisions)
         return cls(
-            step_kinds=tuple(kind_index[d.kind] for d in decisions),
-            kind_sizes=tuple(sizes.values()),
+            step_kinds=step_kinds,
+            kind_sizes=kind_sizes,
+            step_tables=step_tables,
+            table_sizes=table_sizes,
             hidden_size=hidden_size,
             num_layers=num_layers,
             embedding_size=embedding_size or hidden_size,
@@ -103,7 +123,9 @@ class LSTMPolicy(tf.Module):
         num_kinds = len(spec.kind_sizes)
         init_seeds = iter(
             tfp.random.split_seed(
-                (seed, 0), n=1 + 2 * num_kinds + spec.num_layers, salt="init"
+                (seed, 0),
+                n=1 + len(spec.table_sizes) + num_kinds + spec.num_layers,
+                salt="init",
             )
         )
 
@@ -117,8 +139,8 @@ class LSTMPolicy(tf.Module):
         with self.name_scope:
             self.start = uniform([1, embedding], "start")
             self.embeddings = tuple(
-                uniform([size, embedding], f"embedding_{k}")
-                for k, size in enumerate(spec.kind_sizes)
+                uniform([size, embedding], f"embedding_{t}")
+                for t, size in enumerate(spec.table_sizes)
             )
             input_sizes = [embedding] + [hidden] * (spec.num_layers - 1)
             self.lstm_kernels = tuple(
@@ -206,8 +228,9 @@ def unroll(
     )
     valid = tf.constant([[j < size for j in range(width)] for size in spec.kind_sizes])
     table = tf.concat(weights.embeddings, axis=0)
+    # Row of each step's first action in the concatenated embedding table.
     offsets = tf.constant(
-        [sum(spec.kind_sizes[:k]) for k in range(len(spec.kind_sizes))], tf.int32
+        [sum(spec.table_sizes[:t]) for t in spec.step_tables], tf.int32
     )
 
     zeros = tf.zeros([batch, spec.hidden_size])
@@ -226,7 +249,7 @@ def unroll(
         action = tf.cast(choose(step, dist), tf.int32)
         log_prob += dist.log_prob(action)
         entropy += dist.entropy()
-        x = tf.gather(table, offsets[kind] + action)
+        x = tf.gather(table, offsets[step] + action)
         return step + 1, x, state, actions.write(step, action), log_prob, entropy
 
     _, _, _, actions, log_prob, entropy = tf.while_loop(

@@ -32,7 +32,7 @@ class RandomController(Controller):
         self._log_prob = -sum(math.log(d.num_choices) for d in self._decisions)
 
     def _sample(self, proposal_id: int) -> tuple[Sequence[int], float]:
-        seed = tfp.random.split_seed((self._config.seed, proposal_id), salt="random")
+        seed = tfp.random.sanitize_seed((self._config.seed, proposal_id), salt="random")
         uniform = tf.random.stateless_uniform(
             [len(self._decisions)], seed=seed, dtype=tf.float64
         )
