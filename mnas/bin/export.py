@@ -1,0 +1,230 @@
+"""mnas-export: write the .tflite files of an architecture (float and quantized).
+
+Example::
+
+  mnas-export --arch=mnasnet-a1 --output_dir=exports
+  mnas-export --arch=best.json --output_dir=out --quantize=int8 \\
+      --representative_dataset=digits
+
+Writes ``<name>_float.tflite``, ``<name>_dynamic.tflite`` and
+``<name>_int8.tflite`` (those asked for with --quantize), ``<name>.json``
+(the architecture, block strings included) and ``config.json`` (this run's
+settings) into --output_dir, and prints the file sizes.  Without a
+checkpoint the weights are the builder's random initialization: right for
+latency, meaningless for accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app, flags
+
+from mnas.flags.arch import arch_from_flags, define_arch_flags
+from mnas.flags.latency import quiet_tensorflow
+from mnas.search_space import ArchSpec, SpecError
+
+QUANTIZATIONS = ("none", "dynamic", "int8")
+FILE_SUFFIX = {"none": "float", "dynamic": "dynamic", "int8": "int8"}
+REPRESENTATIVE_DATASETS = ("random", "digits")
+
+define_arch_flags(default_arch=None)
+flags.DEFINE_string("output_dir", None, "Folder for the exported files.")
+flags.DEFINE_list(
+    "quantize",
+    list(QUANTIZATIONS),
+    "Comma list of exports: none (float32), dynamic (int8 weights, float "
+    "activations), int8 (full-integer post-training quantization).",
+)
+flags.DEFINE_string(
+    "name", None, "File name stem; default: the architecture's name (+ scaling)."
+)
+flags.DEFINE_enum(
+    "representative_dataset",
+    "random",
+    list(REPRESENTATIVE_DATASETS),
+    "int8 calibration data: 'random' (standard normal: fine for latency) or "
+    "'digits' (the embedded proxy dataset, resized to the export resolution).",
+)
+flags.DEFINE_integer("num_calibration_samples", 100, "Samples for int8 calibration.")
+# A later issue adds --checkpoint (trained weights to load before export);
+# it belongs here and is applied in _load_weights().
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    quantizations = _quantizations(FLAGS.quantize)
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required")
+    if not FLAGS.arch:
+        raise app.UsageError(
+            "--arch is required (a preset, block strings or an arch .json file)"
+        )
+    if FLAGS.num_calibration_samples < 1:
+        raise app.UsageError(
+            f"--num_calibration_samples must be >= 1, got "
+            f"{FLAGS.num_calibration_samples}"
+        )
+    try:
+        spec = arch_from_flags(FLAGS)
+    except SpecError as error:
+        raise app.UsageError(str(error)) from None
+    stem = _file_stem(FLAGS.name or default_name(spec))
+    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+        raise app.UsageError(f"--output_dir is not a folder: {FLAGS.output_dir}")
+    quiet_tensorflow(FLAGS)
+
+    from mnas.latency.export import export_tflite
+    from mnas.model_builder import build_model
+
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    start = time.perf_counter()
+    model = build_model(
+        spec, (spec.resolution, spec.resolution, 3), num_classes=FLAGS.num_classes
+    )
+    _load_weights(model)
+    build_s = time.perf_counter() - start
+    print(
+        f"built {spec.name} at {spec.resolution}x{spec.resolution}, "
+        f"{model.count_params():,} parameters, in {build_s:.1f} s"
+    )
+
+    representative = None
+    if "int8" in quantizations and FLAGS.representative_dataset == "digits":
+        representative = _digits_images(spec.resolution, FLAGS.num_calibration_samples)
+
+    rows = []
+    written = {}
+    for quantization in quantizations:
+        start = time.perf_counter()
+        data = export_tflite(
+            model,
+            quantization=quantization,
+            representative_data=representative if quantization == "int8" else None,
+            num_calibration_samples=FLAGS.num_calibration_samples,
+        )
+        seconds = time.perf_counter() - start
+        path = os.path.join(
+            FLAGS.output_dir, f"{stem}_{FILE_SUFFIX[quantization]}.tflite"
+        )
+        _write_bytes(path, data)
+        written[quantization] = path
+        rows.append((quantization, os.path.basename(path), len(data), seconds))
+
+    arch_path = os.path.join(FLAGS.output_dir, f"{stem}.json")
+    _write_json(arch_path, spec.to_dict())
+    _write_json(
+        os.path.join(FLAGS.output_dir, "config.json"),
+        {
+            "binary": "mnas-export",
+            "arch": spec.to_dict(),
+            "name": stem,
+            "num_classes": FLAGS.num_classes,
+            "resolution": spec.resolution,
+            "quantize": list(quantizations),
+            "representative_dataset": FLAGS.representative_dataset,
+            "num_calibration_samples": FLAGS.num_calibration_samples,
+            "checkpoint": None,
+            "files": {q: os.path.basename(p) for q, p in written.items()},
+        },
+    )
+    print(_size_table(rows))
+    print(f"architecture: {arch_path}")
+    return 0
+
+
+def _quantizations(values: list[str]) -> tuple[str, ...]:
+    """Validated, de-duplicated --quantize list in the order given."""
+    chosen: list[str] = []
+    for value in values:
+        value = value.strip().lower()
+        if value == "float":
+            value = "none"
+        if value not in QUANTIZATIONS:
+            raise app.UsageError(
+                f"--quantize: unknown quantization {value!r}; choose from "
+                f"{','.join(QUANTIZATIONS)}"
+            )
+        if value not in chosen:
+            chosen.append(value)
+    if not chosen:
+        raise app.UsageError("--quantize is empty; choose from none,dynamic,int8")
+    return tuple(chosen)
+
+
+def default_name(spec: ArchSpec) -> str:
+    """The spec's name, plus any scaling or non-default resolution."""
+    name = spec.name
+    if spec.width_multiplier != 1.0:
+        name += f"_w{spec.width_multiplier:g}"
+    if spec.depth_multiplier != 1.0:
+        name += f"_d{spec.depth_multiplier:g}"
+    if spec.resolution != 224:
+        name += f"_r{spec.resolution}"
+    return name
+
+
+def _file_stem(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
+
+
+def _load_weights(model) -> None:
+    """Where --checkpoint (a later issue) loads trained weights; a no-op now."""
+    del model
+
+
+def _digits_images(resolution: int, count: int):
+    from mnas.data import DataConfig, load_proxy_data
+
+    data = load_proxy_data(
+        DataConfig(
+            dataset="digits",
+            resolution=resolution,
+            max_train_examples=count,
+            max_eval_examples=1,
+        )
+    )
+    return data.representative_images(count)
+
+
+def _size_table(rows) -> str:
+    from mnas.report import format_table
+
+    float_size = next((size for q, _, size, _ in rows if q == "none"), None)
+    table_rows = []
+    for quantization, name, size, seconds in rows:
+        ratio = "-" if float_size is None else round(size / float_size, 3)
+        table_rows.append(
+            (name, quantization, size, round(size / 2**20, 2), ratio, round(seconds, 1))
+        )
+    return format_table(
+        ("file", "quantization", "bytes", "MiB", "size / float", "export s"),
+        table_rows,
+    )
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    partial = path + ".partial"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)
+
+
+def _write_json(path: str, data) -> None:
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(partial, path)
+
+
+def run() -> None:
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
