@@ -245,9 +245,13 @@ class Search:
                     self.journal.append(record)
                     self.pool.submit(record.trial_id, self._task(record))
                     in_flight[record.trial_id] = record
-                for outcome in self.pool.poll(1.0):
+                outcomes = self.pool.poll(1.0)
+                latencies = self._measure(outcomes)
+                for outcome in outcomes:
                     record = in_flight.pop(outcome.trial_id)
-                    record = self._finish(record, outcome)
+                    record = self._finish(
+                        record, outcome, latencies.get(outcome.trial_id)
+                    )
                     finished += 1
                     progress.update(finished, self._progress_message(record))
         finally:
@@ -289,17 +293,43 @@ class Search:
             "seed": self.config.seed + record.trial_id,
         }
 
-    def _finish(self, record: TrialRecord, outcome) -> TrialRecord:
+    def _measure(self, outcomes: list) -> dict[int, tuple[Any, str | None, float]]:
+        """Times the finished models: (result, error, seconds) per trial.
+
+        A device pool (``measure_all``) spreads them over its devices; a single
+        backend takes them in turn.
+        """
+        done = [o for o in outcomes if o.ok]
+        if not done:
+            return {}
+        paths = [o.result["tflite_path"] for o in done]
+        start = time.perf_counter()
+        measured: dict[int, tuple[Any, str | None, float]] = {}
+        if hasattr(self.backend, "measure_all"):
+            pooled = self.backend.measure_all(paths)
+            seconds = (time.perf_counter() - start) / len(done)
+            for outcome, item in zip(done, pooled):
+                error = None if item.ok else str(item.error)
+                measured[outcome.trial_id] = (item.result, error, seconds)
+            return measured
+        for outcome, path in zip(done, paths):
+            start = time.perf_counter()
+            try:
+                result, error = self.backend.measure(path), None
+            except Exception as failure:  # noqa: BLE001 - fails only this trial
+                result, error = None, str(failure)
+            measured[outcome.trial_id] = (result, error, time.perf_counter() - start)
+        return measured
+
+    def _finish(self, record: TrialRecord, outcome, measured) -> TrialRecord:
         if not outcome.ok:
             return self._fail(record, outcome.error or "unknown error")
         result = outcome.result
         timings = dict(result.get("timings", {}))
-        start = time.perf_counter()
-        try:
-            latency = self.backend.measure(result["tflite_path"])
-        except Exception as error:  # noqa: BLE001 - a failed measurement fails the trial
+        latency, error, seconds = measured
+        timings["latency_s"] = seconds
+        if error is not None:
             return self._fail(record, f"latency measurement failed: {error}", timings)
-        timings["latency_s"] = time.perf_counter() - start
         latency_ms = float(latency.median_ms)
         accuracy = float(result["accuracy"])
         if not (

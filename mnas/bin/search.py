@@ -8,9 +8,14 @@ proxy task, latency measured on this host with LiteRT (XNNPACK, 1 thread,
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
-from mnas.flags.latency import define_latency_flags, latency_config_from_flags
+from mnas.flags.latency import (
+    backend_from_config,
+    define_latency_flags,
+    latency_config_from_flags,
+    pool_from_config,
+)
 from mnas.flags.search import define_search_flags, search_config_from_flags
 
 define_search_flags()
@@ -21,6 +26,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
     from mnas.data import DataConfig, DataError, load_proxy_data
     from mnas.search import Search, SearchConfigError
     from mnas.search_report import best_table
@@ -29,11 +35,14 @@ def main(argv: list[str]) -> int:
     try:
         latency = latency_config_from_flags(FLAGS)
         config = search_config_from_flags(
-            FLAGS, latency.backend, latency.options_dict(), latency.cache_path
+            FLAGS, latency.backend, latency.to_dict(), latency.cache_path
         )
         # Fail fast on a dataset no worker could load.
         data = load_proxy_data(DataConfig(**config.data))
-        backend = latency.make_backend()
+        if len(latency.serials) > 1:
+            backend = pool_from_config(latency)
+        else:
+            backend = backend_from_config(latency)
     except (ValueError, DataError, SearchConfigError) as error:
         raise app.UsageError(str(error)) from None
     print(
