@@ -228,6 +228,11 @@ def load_proxy_data(config: DataConfig) -> ProxyData:
     with _open_source(config) as source:
         n_read, n_val = _plan_split(source.total, config, source.description)
         images, labels = source.read(n_read)
+    if len(labels) != n_read:  # Metadata and files disagree; never mis-split.
+        raise DataError(
+            f"{source.description} yielded {len(labels)} examples where its "
+            f"metadata promised {n_read}"
+        )
     order = np.random.default_rng(config.seed).permutation(n_read)
     val_idx = np.sort(order[:n_val])
     train_idx = np.sort(order[n_val:])

@@ -58,6 +58,8 @@ class TrainerConfig:
       weight_decay: decoupled weight decay applied by the optimizer.
       label_smoothing: smoothing of the one-hot targets.
       schedule: ``'constant'``, or ``'cosine'`` decay to 0 over all steps.
+      warmup_epochs: linear warm-up from 0 to ``learning_rate`` first (the
+        paper warms up for 5 of 350 epochs); lets short runs use a higher rate.
       steps_per_epoch: cap on training steps per epoch (None: a full pass).
       bn_recalibration_images: unaugmented training images over which
         batch-norm statistics are re-estimated before each evaluation; 0 off.
@@ -76,6 +78,7 @@ class TrainerConfig:
     weight_decay: float = 1e-5
     label_smoothing: float = 0.1
     schedule: str = "cosine"
+    warmup_epochs: float = 0.0
     steps_per_epoch: int | None = None
     bn_recalibration_images: int = 512
     seed: int = 0
@@ -96,6 +99,11 @@ class TrainerConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"unknown schedule '{self.schedule}'; choose one of {SCHEDULES}"
+            )
+        if not 0.0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs must lie in [0, epochs={self.epochs}), "
+                f"got {self.warmup_epochs}"
             )
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
@@ -169,7 +177,7 @@ def train_and_evaluate(
     if config.steps_per_epoch is not None:
         steps = min(steps, config.steps_per_epoch)
     model.compile(
-        optimizer=_make_optimizer(config, total_steps=steps * config.epochs),
+        optimizer=_make_optimizer(config, steps_per_epoch=steps),
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=not _outputs_probabilities(model),
             label_smoothing=config.label_smoothing,
@@ -308,10 +316,8 @@ def _one_hot(num_classes: int):
     return convert
 
 
-def _make_optimizer(config: TrainerConfig, total_steps: int) -> keras.Optimizer:
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
-    if config.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
+def _make_optimizer(config: TrainerConfig, steps_per_epoch: int) -> keras.Optimizer:
+    lr = _learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
     if config.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(
@@ -330,6 +336,26 @@ def _make_optimizer(config: TrainerConfig, total_steps: int) -> keras.Optimizer:
         beta_1=config.momentum,
         epsilon=config.epsilon,
         weight_decay=decay,
+    )
+
+
+def _learning_rate(
+    config: TrainerConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Constant or cosine-decayed rate, after an optional linear warm-up."""
+    total = steps_per_epoch * config.epochs
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    if config.schedule == "constant" and not warmup:
+        return config.learning_rate
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(1, total - warmup),
+        # alpha=1 keeps the rate flat after warm-up: a constant schedule.
+        alpha=1.0 if config.schedule == "constant" else 0.0,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
     )
 
 

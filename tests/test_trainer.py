@@ -101,12 +101,16 @@ def test_training_is_seeded_and_capped(small_digits):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])  # RMSProp: everywhere else.
-def test_other_optimizers_train(small_digits, optimizer):
+def test_other_optimizers_and_warmup_train(small_digits, optimizer):
     result = train_and_evaluate(
         tiny_cnn(),
         small_digits,
         TrainerConfig(
-            epochs=1, optimizer=optimizer, schedule="constant", steps_per_epoch=2
+            epochs=2,
+            optimizer=optimizer,
+            schedule="constant",
+            warmup_epochs=1,
+            steps_per_epoch=2,
         ),
     )
     assert 0.0 <= result.accuracy <= 1.0 and np.isfinite(result.loss)
@@ -188,6 +192,14 @@ def test_model_that_does_not_fit_the_data(small_digits):
             "unknown schedule 'step'; choose one of ('constant', 'cosine')",
         ),
         ({"steps_per_epoch": 0}, "steps_per_epoch must be at least 1 or None, got 0"),
+        (
+            {"epochs": 2, "warmup_epochs": 2},
+            "warmup_epochs must lie in [0, epochs=2), got 2",
+        ),
+        (
+            {"bn_recalibration_images": -1},
+            "bn_recalibration_images must be >= 0, got -1",
+        ),
     ],
 )
 def test_bad_trainer_config(kwargs, message):
