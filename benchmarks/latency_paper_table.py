@@ -6,7 +6,9 @@ timed runs after a warm-up, pinned to one core), with the order rotated
 from round to round.  Drift on a shared machine then hits every model
 alike, and the per-round ratios to MobileNetV2 cancel most of it.  The
 table gives the median of the round medians, their spread across rounds
-and the median of the per-round ratios.
+and the median of the per-round ratios; "fastest" columns do the same with
+each round's fastest run, which other processes on the core can only make
+slower, so it is the steadier figure on a loaded machine.
 
   python benchmarks/latency_paper_table.py --rounds 5 --runs 30 --cpus 1
 
@@ -25,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -39,6 +42,7 @@ PAPER_PIXEL1_MS: dict[str, float | None] = {
     "MnasNet-small": None,
 }
 REFERENCE_MODEL = "MobileNetV2 1.0"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class ModelTiming:
 
     name: str
     round_medians: tuple[float, ...]
+    round_mins: tuple[float, ...] = ()
     params: int | None = None
     size_bytes: int | None = None
     convert_s: float | None = None
@@ -58,6 +63,12 @@ class ModelTiming:
     @property
     def spread(self) -> tuple[float, float]:
         return min(self.round_medians), max(self.round_medians)
+
+    @property
+    def fastest(self) -> float | None:
+        """Median over rounds of each round's fastest run: less sensitive to
+        other processes taking the core, which only ever add time."""
+        return statistics.median(self.round_mins) if self.round_mins else None
 
     @property
     def iqr(self) -> float:
@@ -119,29 +130,40 @@ def convert_models(names: Sequence[str], folder: str) -> dict[str, dict]:
 def time_interleaved(
     paths: dict[str, str],
     rounds: int,
-    measure: Callable[[str], float],
+    measure: Callable[[str], T],
     log: Callable[[str], None] | None = None,
-) -> dict[str, list[float]]:
-    """Round medians per model; round r starts at model r (rotated order).
+) -> dict[str, list[T]]:
+    """Per-round measurements per model; round r starts at model r (rotated).
 
-    ``measure(path)`` returns one median in ms.
+    ``measure(path)`` times one file once (e.g. returns its median ms).
     """
     names = list(paths)
-    medians: dict[str, list[float]] = {name: [] for name in names}
+    results: dict[str, list[T]] = {name: [] for name in names}
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            medians[name].append(measure(paths[name]))
+            results[name].append(measure(paths[name]))
         if log:
             log(
                 f"  round {r + 1}/{rounds}: "
-                + ", ".join(f"{n} {medians[n][-1]:.2f}" for n in names)
+                + ", ".join(f"{n} {_short(results[n][-1])}" for n in names)
             )
-    return medians
+    return results
 
 
-def host_measure(runs: int, cpus: Sequence[int] | None) -> Callable[[str], float]:
-    """One host timing: 1 thread, XNNPACK, a short warm-up, ``runs`` runs."""
+def _short(value: object) -> str:
+    if isinstance(value, tuple):
+        return "/".join(_short(v) for v in value)
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def host_measure(
+    runs: int, cpus: Sequence[int] | None
+) -> Callable[[str], tuple[float, float]]:
+    """One host timing: 1 thread, XNNPACK, a short warm-up, ``runs`` runs.
+
+    Returns (median ms, fastest run ms).
+    """
     from mnas.latency.host import HostBackend
 
     backend = HostBackend(
@@ -152,14 +174,24 @@ def host_measure(runs: int, cpus: Sequence[int] | None) -> Callable[[str], float
         min_secs=0.0,
         cpus=cpus,
     )
-    return lambda path: backend.measure(path).median_ms
+
+    def measure(path: str) -> tuple[float, float]:
+        result = backend.measure(path)
+        return result.median_ms, result.min_ms
+
+    return measure
 
 
-def ratios_to(timings: dict[str, ModelTiming], reference: str) -> dict[str, float]:
-    """Median over rounds of (model round median / reference round median)."""
-    ref = timings[reference].round_medians
+def ratios_to(
+    timings: dict[str, ModelTiming], reference: str, field: str = "round_medians"
+) -> dict[str, float]:
+    """Median over rounds of (model's round value / reference's round value).
+
+    ``field`` is ``round_medians`` or ``round_mins``.
+    """
+    ref = getattr(timings[reference], field)
     return {
-        name: statistics.median(m / r for m, r in zip(t.round_medians, ref))
+        name: statistics.median(m / r for m, r in zip(getattr(t, field), ref))
         for name, t in timings.items()
     }
 
@@ -190,47 +222,50 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float((rx * ry).sum() / denominator) if denominator else float("nan")
 
 
-def make_table(timings: dict[str, ModelTiming]) -> tuple[str, float]:
-    """The printed table and the Spearman correlation host vs paper."""
+def make_table(timings: dict[str, ModelTiming]) -> tuple[str, dict[str, float]]:
+    """The printed table and the Spearman correlations host vs paper.
+
+    Correlations are keyed ``median`` and (when round minimums exist)
+    ``fastest``, over the models that have a paper figure.
+    """
     from mnas.report import format_table
 
+    have_fastest = all(t.round_mins for t in timings.values())
     host_ratio = ratios_to(timings, REFERENCE_MODEL)
+    fast_ratio = (
+        ratios_to(timings, REFERENCE_MODEL, "round_mins") if have_fastest else {}
+    )
     paper_ref = PAPER_PIXEL1_MS[REFERENCE_MODEL]
     rows = []
     for name, t in timings.items():
         paper = PAPER_PIXEL1_MS.get(name)
         low, high = t.spread
-        rows.append(
-            (
-                name,
-                "-" if t.params is None else f"{t.params / 1e6:.2f}M",
-                round(t.median, 2),
-                f"{low:.2f}-{high:.2f}",
-                round(t.iqr, 2),
-                round(host_ratio[name], 3),
-                "n/a" if paper is None else f"{paper:g}",
-                "n/a" if paper is None else f"{paper / paper_ref:.3f}",
-            )
-        )
-    table = format_table(
-        (
-            "model",
-            "params",
-            "host ms",
-            "round min-max",
-            "IQR",
-            "host / MV2",
-            "Pixel 1 ms",
-            "paper / MV2",
-        ),
-        rows,
-    )
+        row = [
+            name,
+            "-" if t.params is None else f"{t.params / 1e6:.2f}M",
+            round(t.median, 2),
+            f"{low:.2f}-{high:.2f}",
+            round(t.iqr, 2),
+            round(host_ratio[name], 3),
+        ]
+        if have_fastest:
+            row += [round(t.fastest, 2), round(fast_ratio[name], 3)]
+        row += [
+            "n/a" if paper is None else f"{paper:g}",
+            "n/a" if paper is None else f"{paper / paper_ref:.3f}",
+        ]
+        rows.append(tuple(row))
+    headers = ["model", "params", "host ms", "round min-max", "IQR", "host / MV2"]
+    if have_fastest:
+        headers += ["fastest ms", "fastest / MV2"]
+    headers += ["Pixel 1 ms", "paper / MV2"]
+    table = format_table(headers, rows)
     with_paper = [n for n in timings if PAPER_PIXEL1_MS.get(n) is not None]
-    rho = spearman(
-        [timings[n].median for n in with_paper],
-        [PAPER_PIXEL1_MS[n] for n in with_paper],
-    )
-    return table, rho
+    paper_ms = [PAPER_PIXEL1_MS[n] for n in with_paper]
+    rhos = {"median": spearman([timings[n].median for n in with_paper], paper_ms)}
+    if have_fastest:
+        rhos["fastest"] = spearman([timings[n].fastest for n in with_paper], paper_ms)
+    return table, rhos
 
 
 def load_average() -> str:
@@ -277,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = convert_models(names, folder)
         print(f"converted {len(files)} models in {time.perf_counter() - start:.0f} s")
         print(f"load average before timing: {load_average()}")
-        medians = time_interleaved(
+        measured = time_interleaved(
             {n: f["path"] for n, f in files.items()},
             args.rounds,
             host_measure(args.runs, cpus),
@@ -286,26 +321,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings = {
         name: ModelTiming(
             name,
-            tuple(medians[name]),
+            tuple(m for m, _ in measured[name]),
+            tuple(f for _, f in measured[name]),
             params=files[name]["params"],
             size_bytes=files[name]["size_bytes"],
             convert_s=files[name]["convert_s"],
         )
         for name in names
     }
-    table, rho = make_table(timings)
+    table, rhos = make_table(timings)
     print(f"load average after: {load_average()}")
     print()
     print(
         f"LiteRT XNNPACK, 1 thread, 224x224, batch 1, float32; {args.rounds} "
-        f"interleaved rounds x {args.runs} runs; host ms = median of round medians"
+        f"interleaved rounds x {args.runs} runs; host ms = median of round "
+        "medians; fastest ms = median of round minimums"
     )
     print(table)
     print()
     with_paper = [n for n in names if PAPER_PIXEL1_MS.get(n) is not None]
     print(
         f"Spearman rank correlation, host vs Pixel 1, over {len(with_paper)} "
-        f"models with paper figures: {rho:.3f}"
+        f"models with paper figures: {rhos['median']:.3f} (host ms), "
+        f"{rhos['fastest']:.3f} (fastest ms)"
     )
     print()
     print("command: python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]))
