@@ -174,18 +174,36 @@ class Controller(abc.ABC):
     # --------------------------------------------------------------- protocol
 
     def propose(self) -> Proposal:
-        """Samples the next architecture; its sampling seed depends only on its id."""
-        proposal_id = self._next_id
-        actions, log_prob = self._sample(proposal_id)
-        proposal = Proposal(
-            proposal_id=proposal_id,
-            actions=tuple(int(a) for a in actions),
-            log_prob=float(log_prob),
-            policy_version=self._num_updates,
+        """Samples the next architecture (same as ``propose_batch(1)[0]``)."""
+        return self.propose_batch(1)[0]
+
+    def propose_batch(self, count: int) -> tuple[Proposal, ...]:
+        """Samples ``count`` architectures in one go (one graph call for the LSTM).
+
+        Sampling is seeded by ``(config.seed, first proposal id, count)``, so the
+        same seed and the same sequence of calls give the same proposals; a
+        batch of ``n`` need not equal ``n`` single proposals.
+        """
+        count = operator.index(count)
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        first_id = self._next_id
+        samples = self._sample(first_id, count)
+        if len(samples) != count:
+            raise RuntimeError(f"_sample returned {len(samples)} of {count} proposals")
+        proposals = tuple(
+            Proposal(
+                proposal_id=first_id + index,
+                actions=tuple(int(a) for a in actions),
+                log_prob=float(log_prob),
+                policy_version=self._num_updates,
+            )
+            for index, (actions, log_prob) in enumerate(samples)
         )
-        self._next_id += 1
-        self._pending[proposal_id] = proposal
-        return proposal
+        self._next_id += count
+        for proposal in proposals:
+            self._pending[proposal.proposal_id] = proposal
+        return proposals
 
     def feedback(self, proposal_id: int, reward: float) -> bool:
         """Records ``reward`` for a pending proposal; updates on a full batch.
@@ -258,8 +276,10 @@ class Controller(abc.ABC):
     # -------------------------------------------------------------- subclass
 
     @abc.abstractmethod
-    def _sample(self, proposal_id: int) -> tuple[Sequence[int], float]:
-        """Returns (actions, log_prob), seeded by ``(config.seed, proposal_id)``."""
+    def _sample(
+        self, first_id: int, count: int
+    ) -> Sequence[tuple[Sequence[int], float]]:
+        """``count`` (actions, log_prob) pairs, seeded by (config.seed, first_id)."""
 
     @abc.abstractmethod
     def _update(self, batch: Sequence[tuple[Proposal, float]]) -> dict[str, float]:

@@ -10,6 +10,17 @@ from typing import Any
 # Seeds travel as int32 pairs through TF's stateless random ops.
 MAX_SEED = 2**31 - 1
 
+#: Per-algorithm defaults for fields left ``None``. They reach mean reward 0.9
+#: on the 42-decision known-reward task in about 120-220 updates of batch 8
+#: (tests/test_controller_lstm.py). A larger learning rate or a smaller
+#: entropy weight collapses the policy onto a per-kind compromise before it
+#: learns the blocks; PPO steps several times per batch, so it needs less of
+#: both.
+ALGORITHM_DEFAULTS: dict[str, dict[str, float]] = {
+    "reinforce": {"learning_rate": 0.01, "entropy_weight": 0.005},
+    "ppo": {"learning_rate": 0.005, "entropy_weight": 0.003},
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class ControllerConfig:
@@ -31,10 +42,12 @@ class ControllerConfig:
         of one per decision. Per-decision tables (the default) tell the LSTM
         which block it is in; with shared tables and shared heads the policy
         learns block-specific choices much more slowly.
-      learning_rate: Adam step size.
+      learning_rate: Adam step size; ``None`` picks the algorithm's tuned
+        default (:data:`ALGORITHM_DEFAULTS`).
       baseline_decay: decay of the exponential-moving-average reward baseline.
       entropy_weight: weight of the entropy bonus (summed over decisions) that
-        keeps the policy from collapsing early.
+        keeps the policy from collapsing early; ``None`` picks the algorithm's
+        tuned default.
       temperature: logits are divided by this before sampling.
       tanh_constant: if set, logits become ``c * tanh(logits)`` (NASNet/ENAS
         logit clipping), bounding how peaked a head can get.
@@ -50,9 +63,9 @@ class ControllerConfig:
     num_layers: int = 1
     embedding_size: int | None = None
     share_embeddings: bool = False
-    learning_rate: float = 0.01
+    learning_rate: float | None = None
     baseline_decay: float = 0.95
-    entropy_weight: float = 1e-4
+    entropy_weight: float | None = None
     temperature: float = 1.0
     tanh_constant: float | None = None
     ppo_clip: float = 0.2
@@ -82,9 +95,9 @@ class ControllerConfig:
             positive_int(name)
         if self.embedding_size is not None:
             positive_int("embedding_size")
-        for name in ("learning_rate", "temperature", "init_range"):
+        for name in ("temperature", "init_range"):
             positive_float(name)
-        for name in ("tanh_constant", "grad_clip_norm"):
+        for name in ("learning_rate", "tanh_constant", "grad_clip_norm"):
             positive_float(name, allow_none=True)
         if not isinstance(self.share_embeddings, bool):
             raise ValueError(
@@ -98,13 +111,32 @@ class ControllerConfig:
             raise ValueError(
                 f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}"
             )
-        if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0):
+        if self.entropy_weight is not None and (
+            isinstance(self.entropy_weight, bool)
+            or not isinstance(self.entropy_weight, int | float)
+            or not math.isfinite(self.entropy_weight)
+            or self.entropy_weight < 0
+        ):
             raise ValueError(
                 f"entropy_weight must be a finite number >= 0, "
                 f"got {self.entropy_weight!r}"
             )
         if not 0.0 < self.ppo_clip < 1.0:
             raise ValueError(f"ppo_clip must be in (0, 1), got {self.ppo_clip!r}")
+
+    def resolve(self, algorithm: str) -> ControllerConfig:
+        """A copy with every ``None`` default filled in for ``algorithm``."""
+        if algorithm not in ALGORITHM_DEFAULTS:
+            raise ValueError(
+                f"algorithm must be one of {tuple(ALGORITHM_DEFAULTS)}, "
+                f"got {algorithm!r}"
+            )
+        filled = {
+            name: value
+            for name, value in ALGORITHM_DEFAULTS[algorithm].items()
+            if getattr(self, name) is None
+        }
+        return dataclasses.replace(self, **filled)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, for config files and checkpoints."""

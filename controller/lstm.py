@@ -49,7 +49,12 @@ class LSTMController(Controller):
                 f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}"
             )
         self._algorithm = algorithm
-        super().__init__(decisions, config or ControllerConfig())
+        config = config or ControllerConfig()
+        if not isinstance(config, ControllerConfig):
+            raise TypeError(
+                f"config must be a ControllerConfig, got {type(config).__name__}"
+            )
+        super().__init__(decisions, config.resolve(algorithm))
         cfg = self._config
         spec = PolicySpec.from_decisions(
             self._decisions,
@@ -107,10 +112,14 @@ class LSTMController(Controller):
             "baseline_ready": self._baseline_ready,
         }
 
-    def _sample(self, proposal_id: int) -> tuple[Sequence[int], float]:
-        seed = tf.constant([self._config.seed, proposal_id], dtype=tf.int32)
-        actions, log_prob, _ = self._policy.sample(seed)
-        return actions.numpy().tolist(), float(log_prob.numpy())
+    def _sample(
+        self, first_id: int, count: int
+    ) -> Sequence[tuple[Sequence[int], float]]:
+        seed = tf.constant([self._config.seed, first_id], dtype=tf.int32)
+        actions, log_prob, _ = self._policy.sample(seed, count)
+        return list(
+            zip(actions.numpy().tolist(), log_prob.numpy().tolist(), strict=True)
+        )
 
     def _update(self, batch: Sequence[tuple[Proposal, float]]) -> dict[str, float]:
         actions = tf.constant([p.actions for p, _ in batch], dtype=tf.int32)
@@ -124,6 +133,14 @@ class LSTMController(Controller):
         baseline = float(self._baseline.numpy())
         advantages = tf.constant(rewards - baseline, dtype=tf.float32)
         epochs = self._config.ppo_epochs if self._algorithm == "ppo" else 1
+        # Trace for any batch size up front (a cache hit after the first time).
+        self._train_step.get_concrete_function(
+            self._policy.weights,
+            self._adam.slots,
+            self._policy.actions_spec,
+            tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None], tf.float32),
+        )
         for _ in range(epochs):
             loss, entropy, clip_fraction = self._train_step(
                 self._policy.weights,
@@ -159,7 +176,7 @@ def _train_step_function(
     (loss, mean entropy, PPO clip fraction).
     """
 
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def train_step(
         weights: PolicyWeights,
         slots: AdamSlots,

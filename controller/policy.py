@@ -171,13 +171,29 @@ class LSTMPolicy(tf.Module):
             self.head_biases,
         )
 
-    def sample(self, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """One architecture from an int32 ``[2]`` seed: (actions, log_prob, entropy)."""
-        return sample_function(self.spec)(self.weights, seed)
+    def sample(
+        self, seed: tf.Tensor, count: int = 1
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``count`` architectures from an int32 ``[2]`` seed.
+
+        Returns (actions ``[count, steps]``, log_prob ``[count]``, entropy
+        ``[count]``); the result depends only on (weights, seed, count).
+        """
+        return sample_function(self.spec)(
+            self.weights, seed, tf.constant(count, tf.int32)
+        )
 
     def log_prob_and_entropy(self, actions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Per-row log-prob and summed step entropies of ``[batch, steps]`` actions."""
-        return log_prob_function(self.spec)(self.weights, actions)
+        function = log_prob_function(self.spec)
+        # Trace for any batch size up front, so no batch size causes a retrace.
+        function.get_concrete_function(self.weights, self.actions_spec)
+        return function(self.weights, actions)
+
+    @property
+    def actions_spec(self) -> tf.TensorSpec:
+        """Actions of any batch size: ``[None, steps]`` int32."""
+        return tf.TensorSpec([None, len(self.spec.step_kinds)], tf.int32)
 
     def most_likely(self) -> tf.Tensor:
         """Greedy decode: the argmax action at every step."""
@@ -205,19 +221,36 @@ def _lstm(
     return x, new_state
 
 
+def _scale(spec: PolicySpec, logits: tf.Tensor) -> tf.Tensor:
+    """Temperature, then NASNet's optional tanh clipping."""
+    logits = logits / spec.temperature
+    if spec.tanh_constant is not None:
+        logits = spec.tanh_constant * tf.tanh(logits)
+    return logits
+
+
 def unroll(
-    spec: PolicySpec, weights: PolicyWeights, batch: tf.Tensor | int, choose: Chooser
+    spec: PolicySpec,
+    weights: PolicyWeights,
+    batch: tf.Tensor | int,
+    choose: Chooser,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Runs every decision step; ``choose(step, dist)`` picks the actions.
 
-    A ``tf.while_loop`` keeps the traced graph the size of one step whatever
-    the number of decisions. Heads of different sizes are stacked, padded and
-    masked so the loop body can index them by the step's kind.
+    A ``tf.while_loop`` keeps the graph (and its gradient) the size of one
+    step whatever the number of decisions, so tracing takes well under a
+    second where a Python-unrolled graph took several. Heads of different
+    sizes are stacked, padded and masked so the loop body can index them by
+    the step's kind.
 
     Returns:
       actions ``[batch, steps]`` int32, log_prob ``[batch]``, entropy ``[batch]``.
     """
     num_steps = len(spec.step_kinds)
+    zeros = tf.zeros([batch, spec.hidden_size])
+    state = [(zeros, zeros) for _ in range(spec.num_layers)]
+    x = tf.tile(weights.start, [batch, 1])
+
     width = max(spec.kind_sizes)
     step_kinds = tf.constant(spec.step_kinds, tf.int32)
     kernels = tf.stack(
@@ -233,19 +266,11 @@ def unroll(
         [sum(spec.table_sizes[:t]) for t in spec.step_tables], tf.int32
     )
 
-    zeros = tf.zeros([batch, spec.hidden_size])
-    state = [(zeros, zeros) for _ in range(spec.num_layers)]
-    x = tf.tile(weights.start, [batch, 1])
-
     def body(step, x, state, actions, log_prob, entropy):
         kind = step_kinds[step]
         h, state = _lstm(weights, x, state)
-        logits = tf.matmul(h, kernels[kind]) + biases[kind]
-        logits = logits / spec.temperature
-        if spec.tanh_constant is not None:
-            logits = spec.tanh_constant * tf.tanh(logits)
-        logits = tf.where(valid[kind], logits, _MASKED_LOGIT)
-        dist = tfd.Categorical(logits=logits)
+        logits = _scale(spec, tf.matmul(h, kernels[kind]) + biases[kind])
+        dist = tfd.Categorical(logits=tf.where(valid[kind], logits, _MASKED_LOGIT))
         action = tf.cast(choose(step, dist), tf.int32)
         log_prob += dist.log_prob(action)
         entropy += dist.entropy()
@@ -269,17 +294,19 @@ def unroll(
 
 @functools.cache
 def sample_function(spec: PolicySpec) -> Callable[..., tuple[tf.Tensor, ...]]:
-    """Traced sampler for ``spec``: (weights, seed) -> (actions, log_prob, entropy)."""
+    """Traced sampler: (weights, seed, count) -> (actions, log_prob, entropy)."""
 
     @tf.function
-    def sample(weights: PolicyWeights, seed: tf.Tensor):
+    def sample(weights: PolicyWeights, seed: tf.Tensor, count: tf.Tensor):
         step_seeds = tf.stack(
             tfp.random.split_seed(seed, n=len(spec.step_kinds), salt="sample")
         )
-        actions, log_prob, entropy = unroll(
-            spec, weights, 1, lambda step, dist: dist.sample(seed=step_seeds[step])
+        return unroll(
+            spec,
+            weights,
+            count,
+            lambda step, dist: dist.sample(seed=step_seeds[step]),
         )
-        return actions[0], log_prob[0], entropy[0]
 
     return sample
 
@@ -288,7 +315,7 @@ def sample_function(spec: PolicySpec) -> Callable[..., tuple[tf.Tensor, ...]]:
 def log_prob_function(spec: PolicySpec) -> Callable[..., tuple[tf.Tensor, ...]]:
     """Traced teacher-forced pass: (weights, actions) -> (log_prob, entropy)."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def log_prob(weights: PolicyWeights, actions: tf.Tensor):
         _, log_prob, entropy = unroll(
             spec,

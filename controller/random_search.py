@@ -31,7 +31,16 @@ class RandomController(Controller):
         )
         self._log_prob = -sum(math.log(d.num_choices) for d in self._decisions)
 
-    def _sample(self, proposal_id: int) -> tuple[Sequence[int], float]:
+    def _sample(
+        self, first_id: int, count: int
+    ) -> Sequence[tuple[Sequence[int], float]]:
+        # One seed per proposal id: batching never changes what is proposed.
+        return [
+            (self._sample_one(proposal_id), self._log_prob)
+            for proposal_id in range(first_id, first_id + count)
+        ]
+
+    def _sample_one(self, proposal_id: int) -> list[int]:
         seed = tfp.random.sanitize_seed((self._config.seed, proposal_id), salt="random")
         uniform = tf.random.stateless_uniform(
             [len(self._decisions)], seed=seed, dtype=tf.float64
@@ -39,7 +48,7 @@ class RandomController(Controller):
         actions = tf.cast(tf.floor(uniform * self._num_choices), tf.int32)
         # Guard the (measure-zero) rounding edge at uniform == 1 - ulp.
         actions = tf.minimum(actions, tf.cast(self._num_choices, tf.int32) - 1)
-        return actions.numpy().tolist(), self._log_prob
+        return actions.numpy().tolist()
 
     def _update(self, batch: Sequence[tuple[Proposal, float]]) -> dict[str, float]:
         return {"mean_reward": float(sum(r for _, r in batch) / len(batch))}

@@ -50,16 +50,18 @@ def chance_reward(decisions: Sequence[Decision]) -> float:
 def run_search(
     controller: Controller, target: np.ndarray, num_updates: int, stop_at: float = 2.0
 ) -> list[float]:
-    """Propose/feedback until ``num_updates`` (or a batch mean >= ``stop_at``).
+    """Synchronous batches until ``num_updates``, or until the mean reward of the
+    last two batches reaches ``stop_at``.
 
-    Returns every reward in order.
+    Each batch is proposed in one call, as a search with one worker per batch
+    slot would. Returns every reward in order.
     """
     batch_size = controller.config.batch_size
     rewards: list[float] = []
     while controller.num_updates < num_updates:
-        proposal = controller.propose()
-        rewards.append(match_reward(proposal.actions, target))
-        updated = controller.feedback(proposal.proposal_id, rewards[-1])
-        if updated and np.mean(rewards[-batch_size:]) >= stop_at:
+        for proposal in controller.propose_batch(batch_size):
+            rewards.append(match_reward(proposal.actions, target))
+            controller.feedback(proposal.proposal_id, rewards[-1])
+        if np.mean(rewards[-2 * batch_size :]) >= stop_at:
             break
     return rewards

@@ -35,8 +35,11 @@ class RecordingController(Controller):
         super().__init__(decisions, config or ControllerConfig(batch_size=3))
         self.batches: list[list[tuple[int, float]]] = []
 
-    def _sample(self, proposal_id: int) -> tuple[Sequence[int], float]:
-        return [proposal_id % d.num_choices for d in self.decisions], -1.5
+    def _sample(self, first_id: int, count: int):
+        return [
+            ([i % d.num_choices for d in self.decisions], -1.5)
+            for i in range(first_id, first_id + count)
+        ]
 
     def _update(self, batch: Sequence[tuple[Proposal, float]]) -> dict[str, float]:
         self.batches.append([(p.proposal_id, r) for p, r in batch])
@@ -55,6 +58,17 @@ def test_proposals_get_increasing_ids_and_are_pending():
     assert proposals[0].policy_version == 0
     assert controller.num_pending == 4
     assert controller.pending_proposals() == tuple(proposals)
+
+
+def test_propose_batch_hands_out_consecutive_pending_ids():
+    controller = RecordingController()
+    controller.propose()
+    batch = controller.propose_batch(3)
+    assert [p.proposal_id for p in batch] == [1, 2, 3]
+    assert [p.actions for p in batch] == [(1, 1), (0, 2), (1, 0)]
+    assert controller.num_pending == 4
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        controller.propose_batch(0)
 
 
 def test_update_happens_on_full_batch_in_arrival_order():
@@ -174,6 +188,17 @@ def test_bad_decisions_and_actions_are_rejected():
 def test_config_validation(changes, message):
     with pytest.raises(ValueError, match=message):
         ControllerConfig(**changes)
+
+
+def test_config_fills_algorithm_defaults_only_where_unset():
+    default = ControllerConfig()
+    assert default.resolve("reinforce").learning_rate == 0.01
+    assert default.resolve("ppo").learning_rate == 0.005
+    assert default.resolve("ppo").entropy_weight == 0.003
+    explicit = ControllerConfig(learning_rate=0.1, entropy_weight=0.0)
+    assert explicit.resolve("ppo") == explicit
+    with pytest.raises(ValueError, match="algorithm"):
+        default.resolve("random")
 
 
 def test_config_round_trips_through_dict():

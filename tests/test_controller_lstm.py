@@ -26,12 +26,12 @@ from mnas.search_space.decision import Decision
 DECISIONS = mnas_decisions()
 TARGET = hidden_target(DECISIONS)
 CHANCE = chance_reward(DECISIONS)
-# Tuned so both learners clear 0.9 on the 42-decision task in about 100 updates.
-FAST = dict(batch_size=8, learning_rate=0.01, entropy_weight=1e-3)
+MAX_UPDATES = 300
 
 
 def _config(**changes) -> ControllerConfig:
-    return ControllerConfig(**{**FAST, **changes})
+    """The defaults (batch 8, per-algorithm learning rate and entropy weight)."""
+    return ControllerConfig(**changes)
 
 
 def test_policy_starts_near_uniform():
@@ -45,36 +45,57 @@ def test_policy_starts_near_uniform():
 
 def test_proposal_log_prob_matches_policy():
     controller = LSTMController(DECISIONS, _config())
-    proposal = controller.propose()
-    assert all(0 <= a < d.num_choices for a, d in zip(proposal.actions, DECISIONS))
-    assert proposal.log_prob == pytest.approx(controller.log_prob(proposal.actions))
+    proposals = (controller.propose(), *controller.propose_batch(3))
+    assert [p.proposal_id for p in proposals] == [0, 1, 2, 3]
+    assert len({p.actions for p in proposals}) == 4
+    for proposal in proposals:
+        assert all(0 <= a < d.num_choices for a, d in zip(proposal.actions, DECISIONS))
+        assert proposal.log_prob == pytest.approx(
+            controller.log_prob(proposal.actions), abs=1e-4
+        )
 
 
-@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
-def test_learns_known_reward_quickly(algorithm):
-    """Fast check: clear improvement over chance within 40 updates."""
+def _assert_reaches_point_nine(algorithm: str) -> None:
     controller = make_controller(algorithm, DECISIONS, _config())
+    rewards = run_search(controller, TARGET, num_updates=MAX_UPDATES, stop_at=0.9)
+    batch = controller.config.batch_size
+    assert np.mean(rewards[-2 * batch :]) >= 0.9, controller.num_updates
+    assert match_reward(controller.most_likely_actions(), TARGET) >= 0.9
+    print(f"{algorithm}: mean reward 0.9 after {controller.num_updates} updates")
+
+
+def test_reinforce_reaches_point_nine_within_bounded_updates():
+    """The issue's acceptance check for the default learner (about 10 s).
+
+    Mean reward of two batches >= 0.9 within 300 updates of 8; over 4 seeds x
+    2 targets the defaults needed 131-203 updates (REINFORCE), 134-212 (PPO).
+    """
+    _assert_reaches_point_nine("reinforce")
+
+
+@pytest.mark.slow
+def test_ppo_reaches_point_nine_within_bounded_updates():
+    """The same for PPO, slow because it makes 4 optimizer passes per batch."""
+    _assert_reaches_point_nine("ppo")
+
+
+def test_ppo_learns_known_reward_quickly():
+    """Fast PPO check: clear improvement over chance within 40 updates.
+
+    (Chance is about 0.37; the last batches reach about 0.54.)
+    """
+    controller = make_controller("ppo", DECISIONS, _config())
     rewards = run_search(controller, TARGET, num_updates=40)
     batch = controller.config.batch_size
     first, last = np.mean(rewards[: 2 * batch]), np.mean(rewards[-4 * batch :])
     assert first < CHANCE + 0.1
-    assert last > first + 0.15, (first, last)
+    assert last > CHANCE + 0.1, (first, last)
+    assert last > first + 0.05, (first, last)
     summary = controller.state_summary()
     assert summary["num_updates"] == 40
-    assert summary["entropy"] < 0.8 * sum(math.log(d.num_choices) for d in DECISIONS)
-    assert {"baseline", "loss", "mean_reward"} <= set(summary)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
-def test_reaches_point_nine_within_bounded_updates(algorithm):
-    """The issue's acceptance check: mean batch reward >= 0.9 within 300 updates."""
-    controller = make_controller(algorithm, DECISIONS, _config())
-    rewards = run_search(controller, TARGET, num_updates=300, stop_at=0.9)
-    batch = controller.config.batch_size
-    assert np.mean(rewards[-batch:]) >= 0.9, controller.num_updates
-    greedy = controller.most_likely_actions()
-    assert match_reward(greedy, TARGET) >= 0.9
+    # The policy has sharpened (the uniform policy's entropy is about 44 nats).
+    assert summary["entropy"] < 0.9 * sum(math.log(d.num_choices) for d in DECISIONS)
+    assert {"baseline", "loss", "mean_reward", "clip_fraction"} <= set(summary)
 
 
 def _drive(controller, target, steps, failed_every=7):
@@ -102,17 +123,18 @@ def _drive(controller, target, steps, failed_every=7):
 
 @pytest.mark.parametrize("algorithm", ["reinforce", "ppo"])
 def test_same_seed_same_proposals_and_resume_continues_identically(algorithm, tmp_path):
-    config = _config(batch_size=4, seed=11)
+    config = _config(batch_size=3, seed=11)
     uninterrupted = make_controller(algorithm, DECISIONS, config)
-    head = _drive(uninterrupted, TARGET, 20)
+    head = _drive(uninterrupted, TARGET, 14)
     uninterrupted.save(tmp_path)
     updates_at_save = uninterrupted.num_updates
-    tail = _drive(uninterrupted, TARGET, 20)
-    assert uninterrupted.num_updates >= 5
+    assert updates_at_save >= 2
+    tail = _drive(uninterrupted, TARGET, 14)
+    assert uninterrupted.num_updates >= updates_at_save + 3
 
     # Same seed from scratch: identical proposals, through several updates.
     again = make_controller(algorithm, DECISIONS, config)
-    assert _drive(again, TARGET, 40) == head + tail
+    assert _drive(again, TARGET, 28) == head + tail
 
     # Resume from the mid-run checkpoint: continues exactly where it stopped,
     # including the proposals that were still in flight.
@@ -124,11 +146,11 @@ def test_same_seed_same_proposals_and_resume_continues_identically(algorithm, tm
         for p in head
         if p.proposal_id in {q.proposal_id for q in resumed.pending_proposals()}
     )
-    assert _drive(resumed, TARGET, 20) == tail
+    assert _drive(resumed, TARGET, 14) == tail
     assert resumed.state_summary() == uninterrupted.state_summary()
 
     # A different seed gives different proposals.
-    other = make_controller(algorithm, DECISIONS, _config(batch_size=4, seed=12))
+    other = make_controller(algorithm, DECISIONS, _config(batch_size=3, seed=12))
     assert other.propose().actions != head[0].actions
 
 
@@ -172,18 +194,27 @@ def test_restore_refuses_other_algorithm_or_space(tmp_path):
         make_controller("reinforce", DECISIONS[:6], _config()).restore(tmp_path)
 
 
-def test_options_build_and_sample():
-    small = mnas_decisions(num_blocks=2)
-    for changes in (
-        dict(num_layers=2, hidden_size=16, embedding_size=8),
-        dict(tanh_constant=2.5, temperature=5.0, hidden_size=16),
-        dict(share_embeddings=True, hidden_size=16, grad_clip_norm=1.0),
-    ):
-        controller = LSTMController(small, _config(batch_size=2, **changes))
-        for _ in range(2):
-            proposal = controller.propose()
-            controller.feedback(proposal.proposal_id, 0.5)
-        assert controller.num_updates == 1
+def test_options_build_sample_and_learn():
+    # Every option at once: each distinct shape costs a trace of its own.
+    config = _config(
+        batch_size=2,
+        num_layers=2,
+        hidden_size=16,
+        embedding_size=8,
+        share_embeddings=True,
+        tanh_constant=2.5,
+        temperature=5.0,
+        grad_clip_norm=1.0,
+    )
+    controller = LSTMController(mnas_decisions(num_blocks=2), config)
+    assert len(controller._policy.embeddings) == 6  # one table per kind
+    for _ in range(2):
+        proposal = controller.propose()
+        assert proposal.log_prob == pytest.approx(
+            controller.log_prob(proposal.actions), abs=1e-4
+        )
+        controller.feedback(proposal.proposal_id, 0.5)
+    assert controller.num_updates == 1
 
 
 def test_tanh_constant_bounds_the_logits():
