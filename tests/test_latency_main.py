@@ -296,6 +296,15 @@ def test_quantize_or_resolution_with_tflite_is_rejected(tiny_tflite):
         assert "Traceback" not in result.stderr
 
 
+def test_output_dir_that_is_a_file(tiny_tflite, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = _run(f"--tflite={tiny_tflite}", f"--output_dir={target}")
+    assert result.returncode != 0
+    assert f"--output_dir is not a folder: {target}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_cpus_outside_the_affinity_is_a_usage_error(tiny_tflite):
     result = _run(f"--tflite={tiny_tflite}", "--cpus=4096", "--latency_cache=")
     assert result.returncode != 0

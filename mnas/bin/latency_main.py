@@ -75,6 +75,9 @@ def main(argv: list[str]) -> int:
     if FLAGS.repeats < 1:
         raise app.UsageError(f"--repeats must be >= 1, got {FLAGS.repeats}")
     spec = _spec_or_none()
+    output_dir = FLAGS.output_dir
+    if output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise app.UsageError(f"--output_dir is not a folder: {output_dir}")
     quiet_tensorflow(FLAGS)
     try:
         backends = backends_from_config(config)
