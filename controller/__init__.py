@@ -18,7 +18,7 @@ from mnas.controller.base import (
     Proposal,
     UnknownProposalError,
 )
-from mnas.controller.config import ControllerConfig
+from mnas.controller.config import ALGORITHM_DEFAULTS, ControllerConfig
 from mnas.controller.lstm import LSTMController
 from mnas.controller.random_search import RandomController
 from mnas.search_space.decision import Decision
@@ -44,6 +44,7 @@ def make_controller(
 
 
 __all__ = [
+    "ALGORITHM_DEFAULTS",
     "CONTROLLER_KINDS",
     "CheckpointMismatchError",
     "Controller",

@@ -51,7 +51,10 @@ class RandomController(Controller):
         return actions.numpy().tolist()
 
     def _update(self, batch: Sequence[tuple[Proposal, float]]) -> dict[str, float]:
-        return {"mean_reward": float(sum(r for _, r in batch) / len(batch))}
+        return {
+            "mean_reward": float(sum(r for _, r in batch) / len(batch)),
+            "entropy": -self._log_prob,  # constant: the uniform policy's entropy
+        }
 
     def log_prob(self, actions: Sequence[int]) -> float:
         self._check_actions(actions)
