@@ -44,8 +44,14 @@ def define_search_flags() -> None:
         "controller", "reinforce", ["reinforce", "ppo", "random"], "Controller kind."
     )
     flags.DEFINE_integer("controller_batch_size", 4, "Rewards per controller update.")
-    flags.DEFINE_float("controller_learning_rate", 0.01, "Controller Adam step size.")
-    flags.DEFINE_float("entropy_weight", 1e-4, "Controller entropy bonus.")
+    flags.DEFINE_float(
+        "controller_learning_rate",
+        None,
+        "Controller Adam step size (default per algorithm).",
+    )
+    flags.DEFINE_float(
+        "entropy_weight", None, "Controller entropy bonus (default per algorithm)."
+    )
     # Proxy task.
     flags.DEFINE_string(
         "dataset",
@@ -96,11 +102,11 @@ def search_config_from_flags(
         "learning_rate": flag_values.learning_rate,
         "seed": flag_values.seed,
     }
-    controller = {
-        "batch_size": flag_values.controller_batch_size,
-        "learning_rate": flag_values.controller_learning_rate,
-        "entropy_weight": flag_values.entropy_weight,
-    }
+    controller = {"batch_size": flag_values.controller_batch_size}
+    if flag_values.controller_learning_rate is not None:
+        controller["learning_rate"] = flag_values.controller_learning_rate
+    if flag_values.entropy_weight is not None:
+        controller["entropy_weight"] = flag_values.entropy_weight
     return SearchConfig(
         work_dir=work_dir,
         num_trials=flag_values.num_trials,
