@@ -143,6 +143,8 @@ class TrainResult:
 
     ``accuracy`` is top-1 on the held-out validation split after the last
     epoch; ``loss`` is the (label-smoothed) loss on that split.
+    ``wall_time_s`` covers training, tracing (most of the first epoch on a
+    fresh candidate), batch-norm recalibration and the per-epoch evaluations.
     """
 
     accuracy: float
@@ -206,6 +208,7 @@ def train_and_evaluate(
             initial_epoch=epoch,
             epochs=epoch + 1,
             steps_per_epoch=steps,
+            shuffle=False,  # The dataset shuffles itself (seeded).
             callbacks=[guard],
             verbose=config.verbose,
         )

@@ -248,9 +248,11 @@ def test_image_folder_with_splits_uses_only_train(tmp_path):
         for cls, value in (("a", 0), ("b", 255)):
             for i in range(count):
                 _write_image(str(tmp_path / split / cls / f"{i}.png"), value)
+    before = sorted(os.listdir(tmp_path))
     data = load_proxy_data(DataConfig(dataset=f"folder:{tmp_path}", resolution=8))
     assert data.class_names == ("a", "b")
     assert data.num_train + data.num_validation == 10
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_missing_image_folder(tmp_path):
