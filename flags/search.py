@@ -63,8 +63,12 @@ def define_search_flags() -> None:
     flags.DEFINE_string("manual_dir", None, "tensorflow-datasets manual_dir.")
     flags.DEFINE_integer("proxy_resolution", 32, "Proxy training resolution.")
     flags.DEFINE_integer("proxy_epochs", 3, "Proxy training epochs.")
-    flags.DEFINE_integer("batch_size", 64, "Proxy training batch size.")
-    flags.DEFINE_float("learning_rate", 0.008, "Proxy training peak learning rate.")
+    flags.DEFINE_integer(
+        "batch_size", None, "Proxy training batch size (trainer default)."
+    )
+    flags.DEFINE_float(
+        "learning_rate", None, "Proxy training peak learning rate (trainer default)."
+    )
     flags.DEFINE_integer("max_train_examples", None, "Cap on proxy training examples.")
     flags.DEFINE_float(
         "validation_fraction", 0.2, "Share of train held out for the reward."
@@ -92,16 +96,15 @@ def search_config_from_flags(
         "data_dir": flag_values.data_dir,
         "manual_dir": flag_values.manual_dir,
         "resolution": flag_values.proxy_resolution,
-        "batch_size": flag_values.batch_size,
         "validation_fraction": flag_values.validation_fraction,
         "max_train_examples": flag_values.max_train_examples,
         "seed": flag_values.seed,
     }
-    trainer = {
-        "epochs": flag_values.proxy_epochs,
-        "learning_rate": flag_values.learning_rate,
-        "seed": flag_values.seed,
-    }
+    if flag_values.batch_size is not None:
+        data["batch_size"] = flag_values.batch_size
+    trainer = {"epochs": flag_values.proxy_epochs, "seed": flag_values.seed}
+    if flag_values.learning_rate is not None:
+        trainer["learning_rate"] = flag_values.learning_rate
     controller = {"batch_size": flag_values.controller_batch_size}
     if flag_values.controller_learning_rate is not None:
         controller["learning_rate"] = flag_values.controller_learning_rate
