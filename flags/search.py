@@ -62,7 +62,7 @@ def define_search_flags() -> None:
     flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
     flags.DEFINE_string("manual_dir", None, "tensorflow-datasets manual_dir.")
     flags.DEFINE_integer("proxy_resolution", 32, "Proxy training resolution.")
-    flags.DEFINE_integer("proxy_epochs", 3, "Proxy training epochs.")
+    flags.DEFINE_integer("proxy_epochs", 5, "Proxy training epochs.")
     flags.DEFINE_integer(
         "batch_size", None, "Proxy training batch size (trainer default)."
     )
