@@ -18,7 +18,7 @@ def define_search_flags() -> None:
     )
     flags.DEFINE_bool("resume", False, "Continue the search in --work_dir.")
     flags.DEFINE_string("search_space", "mnasnet", "Search space name.")
-    flags.DEFINE_integer("num_trials", 12, "Candidates to evaluate in all.")
+    flags.DEFINE_integer("num_trials", 10, "Candidates to evaluate in all.")
     flags.DEFINE_integer("num_workers", 1, "Candidate-evaluating worker processes.")
     flags.DEFINE_integer("seed", 0, "Seeds the controller, data split and training.")
     flags.DEFINE_integer("top_k", 3, "Best architectures kept as .tflite and printed.")
@@ -62,7 +62,7 @@ def define_search_flags() -> None:
     flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
     flags.DEFINE_string("manual_dir", None, "tensorflow-datasets manual_dir.")
     flags.DEFINE_integer("proxy_resolution", 32, "Proxy training resolution.")
-    flags.DEFINE_integer("proxy_epochs", 5, "Proxy training epochs.")
+    flags.DEFINE_integer("proxy_epochs", 4, "Proxy training epochs.")
     flags.DEFINE_integer(
         "batch_size", None, "Proxy training batch size (trainer default)."
     )
