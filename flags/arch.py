@@ -45,12 +45,37 @@ def load_arch(text: str) -> ArchSpec:
             raise SpecError(
                 f"architecture file {text!r} is not valid JSON: {error}"
             ) from None
+        if isinstance(data, dict) and "search_space" in data:
+            _check_search_space(text, data["search_space"])
+        if isinstance(data, dict) and isinstance(data.get("best"), list):
+            # A search's best.json: the top-ranked entry's architecture.
+            if not data["best"] or not isinstance(data["best"][0], dict):
+                raise SpecError(f"architecture file {text!r} lists no best entry")
+            data = data["best"][0]
         if isinstance(data, dict) and "arch" in data and isinstance(data["arch"], dict):
             data = data["arch"]
         if not isinstance(data, dict):
             raise SpecError(f"architecture file {text!r} must hold a JSON object")
         return ArchSpec.from_dict(data)
     return parse_arch(text)
+
+
+def _check_search_space(path: str, identity: object) -> None:
+    """A search result must come from this mnas's version of its space."""
+    from mnas.search_space import get_search_space
+
+    name = str(identity).split("/", 1)[0]
+    try:
+        expected = get_search_space(name).identity()
+    except ValueError:
+        raise SpecError(
+            f"architecture file {path!r} comes from unknown search space {identity!r}"
+        ) from None
+    if identity != expected:
+        raise SpecError(
+            f"architecture file {path!r} comes from search space {identity!r}; "
+            f"this mnas has {expected!r}"
+        )
 
 
 def arch_from_flags(flag_values: flags.FlagValues) -> ArchSpec:

@@ -120,6 +120,20 @@ _PRESETS: dict[str, Callable[[], ArchSpec]] = {
 }
 
 
+def _efficientnet_preset(name: str) -> Callable[[], ArchSpec]:
+    from mnas.search_space.scaling import efficientnet
+
+    return lambda: efficientnet(_PRESETS["efficientnet-b0"](), name)
+
+
+# B1 ... B7: B0 with width, depth, resolution and dropout from the published
+# table (mnas.search_space.scaling.EFFICIENTNET_TABLE).
+for _index in range(1, 8):
+    _PRESETS[f"efficientnet-b{_index}"] = _efficientnet_preset(
+        f"efficientnet-b{_index}"
+    )
+
+
 def preset_names() -> tuple[str, ...]:
     return tuple(sorted(_PRESETS))
 

@@ -6,6 +6,13 @@ from mnas.search_space import UnknownPresetError, get_preset, parse_arch, preset
 def test_known_presets():
     assert preset_names() == (
         "efficientnet-b0",
+        "efficientnet-b1",
+        "efficientnet-b2",
+        "efficientnet-b3",
+        "efficientnet-b4",
+        "efficientnet-b5",
+        "efficientnet-b6",
+        "efficientnet-b7",
         "mnasnet-a1",
         "mnasnet-b1",
         "mnasnet-d1",
@@ -19,7 +26,9 @@ def test_unknown_preset_lists_known_ones():
     with pytest.raises(UnknownPresetError) as info:
         get_preset("mnasnet-z9")
     assert str(info.value) == (
-        "unknown preset 'mnasnet-z9'; known presets: efficientnet-b0, mnasnet-a1, "
+        "unknown preset 'mnasnet-z9'; known presets: efficientnet-b0, "
+        "efficientnet-b1, efficientnet-b2, efficientnet-b3, efficientnet-b4, "
+        "efficientnet-b5, efficientnet-b6, efficientnet-b7, mnasnet-a1, "
         "mnasnet-b1, mnasnet-d1, mnasnet-d1-320, mnasnet-small, mobilenet-v2"
     )
 
