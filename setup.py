@@ -44,6 +44,7 @@ setup(
             "mnas-latency=mnas.bin.latency_main:run",
             "mnas-export=mnas.bin.export:run",
             "mnas-search=mnas.bin.search:run",
+            "mnas-scale=mnas.bin.scale:run",
         ],
     },
 )
