@@ -49,11 +49,32 @@ def _proxy_data(data_config: dict[str, Any]):
     return _DATA_CACHE[key]
 
 
+def export_trained(spec: ArchSpec, model, resolution: int, path: str) -> int:
+    """Writes ``model``'s trained weights, rebuilt at ``resolution``, as float
+    ``.tflite`` at ``path`` (atomically); returns its size in bytes.
+
+    The network is fully convolutional up to global pooling, so weights trained
+    at the proxy resolution fit the same architecture at the deployment one.
+    """
+    from mnas.latency.export import export_tflite
+    from mnas.model_builder import build_model
+
+    num_classes = model.output_shape[-1]
+    deployed = build_model(spec, (resolution, resolution, 3), num_classes)
+    deployed.set_weights(model.get_weights())
+    flatbuffer = export_tflite(deployed)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = path + ".partial"
+    with open(partial, "wb") as handle:
+        handle.write(flatbuffer)
+    os.replace(partial, path)
+    return len(flatbuffer)
+
+
 def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:
     """The real evaluation. Raises ``TrainingDivergedError`` for NaN candidates."""
     import keras
 
-    from mnas.latency.export import export_tflite
     from mnas.model_builder import build_model
     from mnas.trainer import TrainerConfig, train_and_evaluate
 
@@ -74,18 +95,8 @@ def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:
     result = train_and_evaluate(model, data, trainer_config)
     timings["train_s"] = result.wall_time_s
 
-    # The network is fully convolutional up to global pooling, so the trained
-    # weights fit the same architecture at the deployment resolution.
     start = time.perf_counter()
-    resolution = task.deployment_resolution
-    deployed = build_model(spec, (resolution, resolution, 3), data.num_classes)
-    deployed.set_weights(model.get_weights())
-    flatbuffer = export_tflite(deployed)
-    os.makedirs(os.path.dirname(task.tflite_path) or ".", exist_ok=True)
-    partial = task.tflite_path + ".partial"
-    with open(partial, "wb") as handle:
-        handle.write(flatbuffer)
-    os.replace(partial, task.tflite_path)
+    size = export_trained(spec, model, task.deployment_resolution, task.tflite_path)
     timings["export_s"] = time.perf_counter() - start
     keras.backend.clear_session()
     return {
@@ -93,6 +104,6 @@ def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:
         "loss": float(result.loss),
         "epochs": int(result.epochs),
         "tflite_path": task.tflite_path,
-        "tflite_bytes": len(flatbuffer),
+        "tflite_bytes": size,
         "timings": timings,
     }

@@ -211,7 +211,7 @@ def run_scaling_search(
         raise ValueError("a latency target needs a latency backend")
     import keras
 
-    from mnas.latency.export import export_tflite
+    from mnas.candidate import export_trained
     from mnas.model_builder import build_model
     from mnas.trainer import TrainingDivergedError, train_and_evaluate
 
@@ -245,12 +245,8 @@ def run_scaling_search(
             except TrainingDivergedError as failure:
                 error = str(failure)
             if config.reward is not None and error is None:
-                res = spec.resolution
-                deployed = build_model(spec, (res, res, 3), data.num_classes)
-                deployed.set_weights(model.get_weights())
                 path = os.path.join(scratch, f"triple{index}.tflite")
-                with open(path, "wb") as handle:
-                    handle.write(export_tflite(deployed))
+                export_trained(spec, model, spec.resolution, path)
                 latency_ms = float(backend.measure(path).median_ms)
                 score = compute_reward(accuracy, latency_ms, config.reward)
             keras.backend.clear_session()
