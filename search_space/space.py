@@ -39,6 +39,11 @@ DECISION_KINDS: tuple[str, ...] = (
     "filters",
     "layers",
 )
+#: With per-layer sharing (FBNet), these are chosen for every layer slot...
+LAYER_DECISION_KINDS: tuple[str, ...] = ("conv_op", "kernel", "se_ratio", "skip")
+#: ...and these stay per block (they fix the block's shape).
+BLOCK_DECISION_KINDS: tuple[str, ...] = ("filters", "layers")
+SHARINGS: tuple[str, ...] = ("block", "layer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +126,104 @@ class FactorizedSearchSpace:
                 )
         return tuple(result)
 
+    def max_layers(self, block_index: int) -> int:
+        """The most layers block ``block_index`` can have (its layer slots)."""
+        return max(self._block_choices(self.skeleton[block_index])["layers"])
+
+    def layerwise_decisions(self) -> tuple[Decision, ...]:
+        """FBNet-style sharing: op, kernel, SE and skip per layer slot; filters and
+        layer count per block. Names: ``block{b}/layer{r}/{kind}``, ``block{b}/{kind}``.
+        Slots beyond a block's chosen layer count are ignored by the decoder."""
+        result = []
+        for index, skeleton in enumerate(self.skeleton):
+            choices = self._block_choices(skeleton)
+            for slot in range(self.max_layers(index)):
+                for kind in LAYER_DECISION_KINDS:
+                    result.append(
+                        Decision(
+                            f"block{index}/layer{slot}/{kind}",
+                            kind,
+                            self._labels(kind, choices[kind]),
+                        )
+                    )
+            for kind in BLOCK_DECISION_KINDS:
+                result.append(
+                    Decision(
+                        f"block{index}/{kind}", kind, self._labels(kind, choices[kind])
+                    )
+                )
+        return tuple(result)
+
+    def decisions_for(self, sharing: str) -> tuple[Decision, ...]:
+        """``decisions()`` for ``sharing='block'``, ``layerwise_decisions()`` for
+        ``'layer'``."""
+        if sharing == "block":
+            return self.decisions()
+        if sharing == "layer":
+            return self.layerwise_decisions()
+        raise ActionError(f"sharing must be one of {SHARINGS}, got {sharing!r}")
+
+    def decode_for(self, sharing: str, actions: Sequence[int]) -> ArchSpec:
+        if sharing == "layer":
+            return self.decode_layerwise(actions)
+        self.decisions_for(sharing)  # validates the name
+        return self.decode(actions)
+
+    def decode_layerwise(self, actions: Sequence[int]) -> ArchSpec:
+        """Actions over ``layerwise_decisions()`` -> spec. Consecutive layers with
+        the same choices are merged into one block string (``r2``...), so a choice
+        shared by all layers decodes exactly like ``decode``."""
+        decisions = self.layerwise_decisions()
+        checked = _check_actions(self.name, decisions, actions)
+        chosen = dict(zip((d.name for d in decisions), checked))
+        blocks: list[BlockArgs] = []
+        input_filters = self.stem_filters
+        for index, skeleton in enumerate(self.skeleton):
+            options = self._block_choices(skeleton)
+            filters = options["filters"][chosen[f"block{index}/filters"]]
+            num_layers = options["layers"][chosen[f"block{index}/layers"]]
+            runs: list[tuple[tuple, int]] = []
+            for slot in range(num_layers):
+                key = tuple(
+                    chosen[f"block{index}/layer{slot}/{kind}"]
+                    for kind in LAYER_DECISION_KINDS
+                )
+                if runs and runs[-1][0] == key:
+                    runs[-1] = (key, runs[-1][1] + 1)
+                else:
+                    runs.append((key, 1))
+            for run_index, (key, repeats) in enumerate(runs):
+                values = {
+                    kind: options[kind][a] for kind, a in zip(LAYER_DECISION_KINDS, key)
+                }
+                op: ConvOpChoice = values["conv_op"]
+                block = BlockArgs(
+                    num_repeat=repeats,
+                    kernel_size=values["kernel"],
+                    stride=skeleton.stride if run_index == 0 else 1,
+                    expand_ratio=op.expand_ratio,
+                    input_filters=input_filters,
+                    output_filters=filters,
+                    se_ratio=values["se_ratio"],
+                    conv_op=op.conv_op,  # type: ignore[arg-type]
+                    skip=values["skip"],  # type: ignore[arg-type]
+                )
+                blocks.append(block)
+                input_filters = filters
+        return self._spec(tuple(blocks))
+
+    def _spec(self, blocks: tuple[BlockArgs, ...]) -> ArchSpec:
+        return ArchSpec(
+            blocks=blocks,
+            stem_filters=self.stem_filters,
+            head_filters=self.head_filters,
+            activation=self.activation,  # type: ignore[arg-type]
+            dropout_rate=self.dropout_rate,
+            resolution=self.resolution,
+            depth_divisor=self.depth_divisor,
+            name=f"{self.name}-candidate",
+        )
+
     @property
     def num_decisions(self) -> int:
         return len(self.skeleton) * len(DECISION_KINDS)
@@ -138,33 +241,7 @@ class FactorizedSearchSpace:
 
     # -- actions <-> ArchSpec ------------------------------------------------
     def validate_actions(self, actions: Sequence[int]) -> tuple[int, ...]:
-        decisions = self.decisions()
-        try:
-            values = list(actions)
-        except TypeError:
-            raise ActionError(
-                f"actions must be a sequence of {len(decisions)} integers, "
-                f"got {type(actions).__name__}"
-            ) from None
-        if len(values) != len(decisions):
-            raise ActionError(
-                f"expected {len(decisions)} actions for search space {self.name!r}, "
-                f"got {len(values)}"
-            )
-        checked = []
-        for decision, value in zip(decisions, values):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise ActionError(
-                    f"action for decision {decision.name!r} must be an integer, "
-                    f"got {value!r}"
-                )
-            if not 0 <= value < decision.num_choices:
-                raise ActionError(
-                    f"action {value} for decision {decision.name!r} is out of range "
-                    f"[0, {decision.num_choices})"
-                )
-            checked.append(int(value))
-        return tuple(checked)
+        return _check_actions(self.name, self.decisions(), actions)
 
     def decode(self, actions: Sequence[int]) -> ArchSpec:
         actions = self.validate_actions(actions)
@@ -193,16 +270,7 @@ class FactorizedSearchSpace:
             )
             blocks.append(block)
             input_filters = block.output_filters
-        return ArchSpec(
-            blocks=tuple(blocks),
-            stem_filters=self.stem_filters,
-            head_filters=self.head_filters,
-            activation=self.activation,  # type: ignore[arg-type]
-            dropout_rate=self.dropout_rate,
-            resolution=self.resolution,
-            depth_divisor=self.depth_divisor,
-            name=f"{self.name}-candidate",
-        )
+        return self._spec(tuple(blocks))
 
     def encode(self, spec: ArchSpec) -> tuple[int, ...]:
         """Actions that decode to ``spec``; ties (e.g. clamped layer counts) pick
@@ -270,6 +338,37 @@ class FactorizedSearchSpace:
             rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         )
         return tuple(int(generator.integers(d.num_choices)) for d in self.decisions())
+
+
+def _check_actions(
+    space_name: str, decisions: Sequence[Decision], actions: Sequence[int]
+) -> tuple[int, ...]:
+    try:
+        values = list(actions)
+    except TypeError:
+        raise ActionError(
+            f"actions must be a sequence of {len(decisions)} integers, "
+            f"got {type(actions).__name__}"
+        ) from None
+    if len(values) != len(decisions):
+        raise ActionError(
+            f"expected {len(decisions)} actions for search space {space_name!r}, "
+            f"got {len(values)}"
+        )
+    checked = []
+    for decision, value in zip(decisions, values):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ActionError(
+                f"action for decision {decision.name!r} must be an integer, "
+                f"got {value!r}"
+            )
+        if not 0 <= value < decision.num_choices:
+            raise ActionError(
+                f"action {value} for decision {decision.name!r} is out of range "
+                f"[0, {decision.num_choices})"
+            )
+        checked.append(int(value))
+    return tuple(checked)
 
 
 MNASNET_SPACE = FactorizedSearchSpace(

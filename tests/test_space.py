@@ -158,3 +158,60 @@ def test_unknown_space():
         ActionError, match="unknown search space 'nasnet'; known spaces: mnasnet"
     ):
         get_search_space("nasnet")
+
+
+# -- per-layer sharing (FBNet) ------------------------------------------------
+
+
+def _layerwise_from_block_actions(space, actions):
+    chosen = dict(zip((d.name for d in space.decisions()), actions))
+    return [
+        chosen[f"{d.name.split('/')[0]}/{d.name.split('/')[-1]}"]
+        for d in space.layerwise_decisions()
+    ]
+
+
+def test_layerwise_decisions_name_every_layer_slot():
+    decisions = MNASNET_SPACE.layerwise_decisions()
+    slots = [MNASNET_SPACE.max_layers(b) for b in range(7)]
+    assert slots == [2, 3, 4, 5, 4, 4, 2]
+    assert len(decisions) == 4 * sum(slots) + 2 * 7
+    names = [d.name for d in decisions]
+    assert names[:4] == [
+        "block0/layer0/conv_op",
+        "block0/layer0/kernel",
+        "block0/layer0/se_ratio",
+        "block0/layer0/skip",
+    ]
+    assert "block3/layer4/skip" in names and "block3/layer5/skip" not in names
+    assert names[-2:] == ["block6/filters", "block6/layers"]
+    assert MNASNET_SPACE.decisions_for("block") == MNASNET_SPACE.decisions()
+    assert MNASNET_SPACE.decisions_for("layer") == decisions
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shared_layerwise_choices_decode_like_block_choices(seed):
+    actions = MNASNET_SPACE.sample(seed)
+    layerwise = _layerwise_from_block_actions(MNASNET_SPACE, actions)
+    assert MNASNET_SPACE.decode_layerwise(layerwise) == MNASNET_SPACE.decode(actions)
+    assert MNASNET_SPACE.decode_for("layer", layerwise) == MNASNET_SPACE.decode(actions)
+
+
+def test_layerwise_decode_splits_a_block_where_layers_differ():
+    space = MNASNET_SPACE
+    names = [d.name for d in space.layerwise_decisions()]
+    actions = [0] * len(names)
+    actions[names.index("block1/layers")] = 2  # 3 layers
+    actions[names.index("block1/layer2/kernel")] = 1  # the last one k5
+    spec = space.decode_layerwise(actions)
+    strings = [b.to_string() for b in spec.blocks]
+    assert strings[1:3] == [
+        "r2_k3_s22_e1_i16_o24_conv_noskip",
+        "r1_k5_s11_e1_i24_o24_conv_noskip",
+    ]
+    assert sum(b.num_repeat for b in spec.blocks[1:3]) == 3
+
+
+def test_unknown_sharing_is_refused():
+    with pytest.raises(ActionError, match="sharing must be one of"):
+        MNASNET_SPACE.decisions_for("cell")
