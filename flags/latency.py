@@ -21,6 +21,8 @@ from mnas.latency.affinity import parse_cpu_list
 from mnas.latency.backend import LatencyBackend, backend_names, make_backend
 
 DEFAULT_CACHE_PATH = "~/.cache/mnas/latency.sqlite"
+#: Default lookup-table file; ``{backend}`` and ``{space}`` are filled in.
+DEFAULT_LUT_PATH = "~/.cache/mnas/lut/{backend}-{space}.lut.jsonl"
 BACKENDS = ("host", "litert-benchmark", "benchmark_model")
 
 
@@ -82,6 +84,40 @@ def define_latency_flags(default_backend: str = "host") -> None:
         "Bypass the cache: always measure afresh (the new result still replaces "
         "the cached one).",
     )
+
+
+def define_lut_flags() -> None:
+    """The lookup-table file (shared by mnas-latency, mnas-search, mnas-dnas)."""
+    flags.DEFINE_string(
+        "lut",
+        DEFAULT_LUT_PATH,
+        "Latency lookup-table file (JSON lines, built by `mnas-latency "
+        "--build_lut`); {backend} and {space} are replaced by the latency "
+        "backend and search-space names.",
+    )
+
+
+def lut_path_from_flags(flag_values: flags.FlagValues, space_name: str) -> str:
+    path = flag_values.lut.format(backend=flag_values.latency_backend, space=space_name)
+    return os.path.expanduser(path)
+
+
+def load_predictor(
+    config: LatencyConfig, lut_path: str, space, measure_missing: bool = True
+):
+    """The table at ``lut_path`` as a predictor for ``config``'s backend.
+
+    Refuses a table measured on another backend or built for another space
+    (LookupTableError naming both). With ``measure_missing`` an entry the
+    table lacks is measured on the backend and added to the file.
+    """
+    from mnas.latency.lut import LookupTable
+    from mnas.latency.predictor import LatencyPredictor
+
+    backend = make_backend(config.backend, **config.backend_options())
+    table = LookupTable.load(lut_path)
+    table.check_compatible(backend.fingerprint(), space.identity())
+    return LatencyPredictor(table, backend if measure_missing else None)
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,56 @@ def randomize_batch_norm(model: keras.Model, seed: int = 0) -> None:
             layer.beta.assign(rng.uniform(-0.5, 0.5, n).astype("float32"))
             layer.moving_mean.assign(rng.uniform(-0.5, 0.5, n).astype("float32"))
             layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
+
+
+def key_macs(key) -> int:
+    """Multiply-adds of one lookup-table key (a rough cost model for fakes)."""
+    out_area = key.output_size**2
+    if key.kind in ("stem", "head"):
+        return key.kernel**2 * key.in_channels * key.out_channels * out_area
+    if key.kind == "classifier":
+        return key.in_channels * key.out_channels + key.size**2 * key.in_channels
+    in_area = key.size**2
+    if key.conv_op == "conv":
+        macs = key.kernel**2 * key.in_channels * key.out_channels * out_area
+        channels = key.out_channels
+    else:
+        mid = key.expanded_channels
+        macs = in_area * key.in_channels * mid if key.expand_ratio != 1 else 0
+        macs += key.kernel**2 * mid * out_area + mid * key.out_channels * out_area
+        channels = mid
+    if key.se_filters:
+        macs += 2 * channels * key.se_filters + channels * out_area
+    if key.skip == "pool" and key.in_channels != key.out_channels:
+        macs += key.in_channels * key.out_channels * out_area
+    return macs
+
+
+def synthetic_table(space=None, num_classes: int = 1000, seed: int = 0):
+    """A complete in-memory lookup table for ``space`` with made-up latencies.
+
+    Entries follow multiply-adds (about 30 GMAC/s, 5 us per layer) with 10%
+    seeded noise, so predictions are plausible and differ between
+    architectures; the fingerprint says ``synthetic`` so it can never pass
+    for a measured table.
+    """
+    import numpy as np
+
+    from mnas.latency.lut import Entry, LookupTable, TableHeader
+    from mnas.latency.lut_keys import space_keys
+    from mnas.latency.result import BackendFingerprint
+    from mnas.search_space import MNASNET_SPACE
+
+    space = MNASNET_SPACE if space is None else space
+    rng = np.random.default_rng(seed)
+    header = TableHeader(
+        BackendFingerprint.create("synthetic", "none", "none", 1, "0"),
+        space.identity(),
+        space.resolution,
+        num_classes,
+    )
+    table = LookupTable(header)
+    for key in space_keys(space, num_classes):
+        ms = (0.005 + key_macs(key) / 3e7) * float(rng.uniform(0.9, 1.1))
+        table.add(key, Entry(ms, 0.95 * ms, 1, 0.0))
+    return table

@@ -8,6 +8,12 @@ Examples::
   mnas-latency --arch=best.json --latency_backend=benchmark_model \\
       --benchmark_model=./benchmark_model --serial=R58M123,R58M456
 
+Lookup-table predictor (per-layer latencies of one backend and search space)::
+
+  mnas-latency --build_lut                 # measure every entry, then calibrate
+  mnas-latency --predict --arch=mnasnet-a1 # per-layer breakdown and total
+  mnas-latency --evaluate_predictor --num_archs=100  # measured vs predicted
+
 Given an architecture it builds the Keras model (batch 1, 224x224 unless
 --resolution says otherwise), exports it with the chosen quantization and
 measures the file; given --tflite it measures that file as it is.  With
@@ -30,7 +36,9 @@ from mnas.flags.latency import (
     LatencyConfig,
     backends_from_config,
     define_latency_flags,
+    define_lut_flags,
     latency_config_from_flags,
+    lut_path_from_flags,
     quiet_tensorflow,
 )
 from mnas.search_space import ArchSpec, SpecError
@@ -60,8 +68,38 @@ flags.DEFINE_string(
     None,
     "If set, write the exported model, latency.json and config.json here.",
 )
-# Issue 5 (per-layer latency lookup table) adds its modes here, next to the
-# whole-model measurement: --build_lut, --predict and --evaluate_predictor.
+define_lut_flags()
+flags.DEFINE_bool(
+    "build_lut",
+    False,
+    "Build (or resume) the lookup table of --search_space on the backend: "
+    "every distinct layer, then a calibration on --calibration_archs models.",
+)
+flags.DEFINE_bool(
+    "predict",
+    False,
+    "Predict --arch's latency from the lookup table (per-layer breakdown).",
+)
+flags.DEFINE_bool(
+    "evaluate_predictor",
+    False,
+    "Sample --num_archs architectures, measure them whole and compare with "
+    "the predictor and a multiply-adds baseline.",
+)
+flags.DEFINE_string("search_space", "mnasnet", "Search space of the table.")
+flags.DEFINE_integer(
+    "calibration_archs",
+    8,
+    "Whole models (sampled with --seed + 1000) the table's calibration is fitted "
+    "on after --build_lut; 0 skips calibration.",
+)
+flags.DEFINE_integer("num_archs", 100, "Architectures for --evaluate_predictor.")
+flags.DEFINE_integer(
+    "rounds",
+    3,
+    "Interleaved timing rounds for whole models (median of round medians).",
+)
+flags.DEFINE_integer("seed", 0, "Seed for sampling architectures.")
 FLAGS = flags.FLAGS
 
 
@@ -72,6 +110,13 @@ def main(argv: list[str]) -> int:
         config = latency_config_from_flags(FLAGS)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    modes = [
+        m for m in ("build_lut", "predict", "evaluate_predictor") if FLAGS[m].value
+    ]
+    if len(modes) > 1:
+        raise app.UsageError(f"give one of --{', --'.join(modes)}, not several")
+    if modes:
+        return _lut_mode(modes[0], config)
     if FLAGS.repeats < 1:
         raise app.UsageError(f"--repeats must be >= 1, got {FLAGS.repeats}")
     spec = _spec_or_none()
@@ -102,6 +147,39 @@ def main(argv: list[str]) -> int:
         if FLAGS.output_dir:
             _write_outputs(FLAGS.output_dir, config, spec, tflite_path, results)
     return 0
+
+
+def _lut_mode(mode: str, config: LatencyConfig) -> int:
+    from mnas.bin.lut_modes import LutJob, run_job
+
+    if FLAGS.tflite:
+        raise app.UsageError(f"--{mode} works on architectures, not on --tflite")
+    spec = None
+    if mode == "predict":
+        if not FLAGS.arch:
+            raise app.UsageError("--predict needs --arch=<preset | strings | json>")
+        try:
+            spec = arch_from_flags(FLAGS)
+        except SpecError as error:
+            raise app.UsageError(str(error)) from None
+    for name in ("num_archs", "rounds"):
+        if FLAGS[name].value < 1:
+            raise app.UsageError(f"--{name} must be >= 1, got {FLAGS[name].value}")
+    if FLAGS.calibration_archs < 0:
+        raise app.UsageError("--calibration_archs must be >= 0")
+    quiet_tensorflow(FLAGS)
+    job = LutJob(
+        mode=mode,
+        lut_path=lut_path_from_flags(FLAGS, FLAGS.search_space),
+        space_name=FLAGS.search_space,
+        spec=spec,
+        calibration_archs=FLAGS.calibration_archs,
+        num_archs=FLAGS.num_archs,
+        rounds=FLAGS.rounds,
+        seed=FLAGS.seed,
+        output_dir=FLAGS.output_dir,
+    )
+    return run_job(job, config)
 
 
 def _spec_or_none() -> ArchSpec | None:
