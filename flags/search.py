@@ -73,6 +73,15 @@ def define_search_flags() -> None:
     flags.DEFINE_float(
         "validation_fraction", 0.2, "Share of train held out for the reward."
     )
+    flags.DEFINE_enum(
+        "latency",
+        "measured",
+        ["measured", "predicted", "verified"],
+        "How a candidate's latency is obtained: 'measured' on the backend; "
+        "'predicted' from the lookup table (--lut, built by `mnas-latency "
+        "--build_lut`); 'verified': predicted, and the top-k trials are also "
+        "measured, both numbers recorded in the journal.",
+    )
     flags.DEFINE_integer(
         "deployment_resolution", 224, "Resolution at which latency is measured."
     )
@@ -83,6 +92,7 @@ def search_config_from_flags(
     latency_backend: str,
     latency_options: dict,
     latency_cache,
+    lut_path: str | None = None,
 ) -> SearchConfig:
     work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
     reward = RewardConfig(
@@ -124,6 +134,8 @@ def search_config_from_flags(
         latency_backend=latency_backend,
         latency_options=latency_options,
         latency_cache=latency_cache,
+        latency_mode=flag_values.latency,
+        lut_path=lut_path if flag_values.latency != "measured" else None,
         top_k=flag_values.top_k,
         trial_timeout_s=flag_values.trial_timeout_s,
         seed=flag_values.seed,

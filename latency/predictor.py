@@ -186,9 +186,12 @@ class LookupTableBackend(LatencyBackend):
         )
 
     def measure_spec(
-        self, spec: ArchSpec, num_classes: int | None = None
+        self,
+        spec: ArchSpec,
+        resolution: int | None = None,
+        num_classes: int | None = None,
     ) -> LatencyResult:
-        ms = self.predictor.predict(spec, num_classes=num_classes)
+        ms = self.predictor.predict(spec, resolution, num_classes)
         if not math.isfinite(ms) or ms <= 0:
             raise LatencyError(f"predicted latency {ms} ms for {spec.name} is invalid")
         return LatencyResult.from_samples([ms], self.fingerprint())

@@ -105,5 +105,6 @@ def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:
         "epochs": int(result.epochs),
         "tflite_path": task.tflite_path,
         "tflite_bytes": size,
+        "num_classes": int(data.num_classes),
         "timings": timings,
     }

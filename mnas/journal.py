@@ -31,8 +31,13 @@ class TrialRecord:
     block_strings: tuple[str, ...] = ()
     attempt: int = 1
     accuracy: float | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # what the reward used
     latency: dict[str, Any] | None = None
+    # Where latency_ms came from ("measured" or "predicted"), and both numbers
+    # when known (--latency=verified re-measures the top predicted trials).
+    latency_source: str | None = None
+    predicted_ms: float | None = None
+    measured_ms: float | None = None
     reward: float | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     error: str | None = None

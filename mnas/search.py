@@ -17,6 +17,12 @@ writes makes a kill at any moment recoverable:
    still holds as pending are fed back again (replay), so no reward is lost or
    counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
+
+Latency modes (``latency_mode``): ``measured`` times every exported model on
+the backend; ``predicted`` scores with the lookup-table predictor and times
+nothing; ``verified`` scores with the predictor and also times each trial
+that enters the top-k, appending a record with both numbers (the reward stays
+the predicted one, so the controller sees one consistent signal).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ CONTROLLER_DIR = "controller"
 MODELS_DIR = "models"
 TENSORBOARD_DIR = "tensorboard"
 WORKER_LOG_DIR = "workers"
+
+LATENCY_MODES = ("measured", "predicted", "verified")
 
 # Fields that may change when a search is resumed.
 RESUMABLE_FIELDS = frozenset(
@@ -76,6 +84,8 @@ class SearchConfig:
     latency_backend: str = "host"
     latency_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     latency_cache: str | None = None
+    latency_mode: str = "measured"
+    lut_path: str | None = None
     top_k: int = 3
     trial_timeout_s: float = 3600.0
     seed: int = 0
@@ -91,6 +101,16 @@ class SearchConfig:
             )
         if self.top_k < 1:
             raise SearchConfigError(f"top_k must be >= 1, got {self.top_k}")
+        if self.latency_mode not in LATENCY_MODES:
+            raise SearchConfigError(
+                f"latency mode must be one of {', '.join(LATENCY_MODES)}, "
+                f"got {self.latency_mode!r}"
+            )
+        if self.latency_mode != "measured" and not self.lut_path:
+            raise SearchConfigError(
+                f"--latency={self.latency_mode} needs a lookup table (--lut); build "
+                "one with `mnas-latency --build_lut`"
+            )
         if not isinstance(self.reward, RewardConfig):
             object.__setattr__(self, "reward", RewardConfig(**self.reward))
 
@@ -151,10 +171,16 @@ class Search:
         controller_factory: Callable[..., Any] | None = None,
         log: Callable[[str], None] = print,
         progress_stream=None,
+        predictor=None,
     ):
         self.config = config
         self.pool = pool
         self.backend = backend
+        if config.latency_mode != "measured" and predictor is None:
+            raise SearchConfigError(
+                f"latency mode {config.latency_mode!r} needs a latency predictor"
+            )
+        self.predictor = predictor
         self.log = log
         self.space = get_search_space(config.space)
         self._progress_stream = progress_stream
@@ -246,7 +272,7 @@ class Search:
                     self.pool.submit(record.trial_id, self._task(record))
                     in_flight[record.trial_id] = record
                 outcomes = self.pool.poll(1.0)
-                latencies = self._measure(outcomes)
+                latencies = self._latencies(outcomes, in_flight)
                 for outcome in outcomes:
                     record = in_flight.pop(outcome.trial_id)
                     record = self._finish(
@@ -292,6 +318,38 @@ class Search:
             ),
             "seed": self.config.seed + record.trial_id,
         }
+
+    def _latencies(
+        self, outcomes: list, in_flight: dict[int, TrialRecord]
+    ) -> dict[int, tuple[Any, str | None, float]]:
+        if self.config.latency_mode == "measured":
+            return self._measure(outcomes)
+        return self._predict(outcomes, in_flight)
+
+    def _predict(
+        self, outcomes: list, in_flight: dict[int, TrialRecord]
+    ) -> dict[int, tuple[Any, str | None, float]]:
+        """Lookup-table predictions for the finished models (nothing is timed)."""
+        from mnas.latency.predictor import LookupTableBackend
+
+        lut = LookupTableBackend(self.predictor)
+        predicted: dict[int, tuple[Any, str | None, float]] = {}
+        for outcome in outcomes:
+            if not outcome.ok:
+                continue
+            spec = self.space.decode(in_flight[outcome.trial_id].actions)
+            start = time.perf_counter()
+            try:
+                result = lut.measure_spec(
+                    spec,
+                    resolution=self.config.deployment_resolution,
+                    num_classes=outcome.result.get("num_classes"),
+                )
+                error = None
+            except Exception as failure:  # noqa: BLE001 - fails only this trial
+                result, error = None, str(failure)
+            predicted[outcome.trial_id] = (result, error, time.perf_counter() - start)
+        return predicted
 
     def _measure(self, outcomes: list) -> dict[int, tuple[Any, str | None, float]]:
         """Times the finished models: (result, error, seconds) per trial.
@@ -341,11 +399,15 @@ class Search:
                 timings,
             )
         reward = compute_reward(accuracy, latency_ms, self.config.reward)
+        predicted = self.config.latency_mode != "measured"
         completed = record.replace(
             status="COMPLETED",
             accuracy=accuracy,
             latency_ms=latency_ms,
             latency=latency.to_dict() if hasattr(latency, "to_dict") else None,
+            latency_source="predicted" if predicted else "measured",
+            predicted_ms=latency_ms if predicted else None,
+            measured_ms=None if predicted else latency_ms,
             reward=reward,
             timings=timings,
             tflite_path=result["tflite_path"],
@@ -353,8 +415,35 @@ class Search:
         self.journal.append(completed)
         self._feed_controller(completed)
         self.controller.save(self._path(CONTROLLER_DIR))
+        if self.config.latency_mode == "verified":
+            completed = self._verify_top_k(completed)
         self._write_outputs()
         return completed
+
+    def _verify_top_k(self, record: TrialRecord) -> TrialRecord:
+        """Times every top-k trial still lacking a measurement; returns ``record``
+        as last written. A failed timing is logged and leaves the trial as it was."""
+        ranked = sorted(self.completed(), key=lambda r: (-r.reward, r.trial_id))
+        latest = record
+        for top in ranked[: self.config.top_k]:
+            if top.measured_ms is not None or not top.tflite_path:
+                continue
+            if not os.path.exists(top.tflite_path):
+                continue
+            try:
+                measured = self.backend.measure(top.tflite_path)
+            except Exception as failure:  # noqa: BLE001 - the score stands
+                self.log(f"trial {top.trial_id}: verification failed: {failure}")
+                continue
+            verified = dataclasses.replace(top, measured_ms=float(measured.median_ms))
+            self.journal.append(verified)
+            self.log(
+                f"trial {top.trial_id} verified: predicted {top.predicted_ms:.2f} ms, "
+                f"measured {verified.measured_ms:.2f} ms"
+            )
+            if top.trial_id == record.trial_id:
+                latest = verified
+        return latest
 
     def _fail(self, record: TrialRecord, error: str, timings=None) -> TrialRecord:
         failed = record.replace(status="FAILED", error=error, timings=timings or {})
@@ -444,6 +533,9 @@ class Search:
             "reward": record.reward,
             "accuracy": record.accuracy,
             "latency_ms": record.latency_ms,
+            "latency_source": record.latency_source,
+            "predicted_ms": record.predicted_ms,
+            "measured_ms": record.measured_ms,
             "block_strings": list(spec.block_strings),
             "actions": list(record.actions),
             "arch": spec.to_dict(),

@@ -137,3 +137,90 @@ def test_interrupted_trials_are_rerun_with_the_same_actions(tmp_path):
     assert latest[3].status == "COMPLETED"
     assert latest[3].actions == proposal.actions
     assert latest[3].attempt == 2
+
+
+# -- latency modes: measured / predicted / verified ------------------------------
+
+
+class _CountingBackend(FakeLatencyBackend):
+    def __init__(self):
+        self.paths = []
+
+    def measure(self, tflite_path):
+        self.paths.append(tflite_path)
+        return super().measure(tflite_path)
+
+
+def _predicted_search(tmp_path, mode, backend, top_k=2, num_trials=6):
+    from mnas.latency.predictor import LatencyPredictor
+    from mnas.latency.testing import synthetic_table
+
+    config = _config(
+        tmp_path,
+        num_trials=num_trials,
+        latency_mode=mode,
+        lut_path="synthetic",
+        top_k=top_k,
+    )
+    predictor = LatencyPredictor(synthetic_table())
+    search = Search(
+        config,
+        InlinePool(fake_evaluate, config.num_workers),
+        backend,
+        log=lambda message: None,
+        predictor=predictor,
+    )
+    return search, predictor
+
+
+def test_predicted_mode_scores_with_the_table_and_times_nothing(tmp_path):
+    from mnas.search_space import MNASNET_SPACE
+
+    backend = _CountingBackend()
+    search, predictor = _predicted_search(tmp_path, "predicted", backend)
+    search.run()
+    assert backend.paths == []
+    _, latest = _final_states(str(tmp_path))
+    for record in latest.values():
+        expected = predictor.predict(MNASNET_SPACE.decode(record.actions))
+        assert record.latency_ms == pytest.approx(expected)
+        assert record.latency_source == "predicted"
+        assert record.predicted_ms == record.latency_ms
+        assert record.measured_ms is None
+        assert record.latency["fingerprint"]["backend"] == "lut(synthetic)"
+
+
+def test_verified_mode_measures_the_top_k_and_records_both_numbers(tmp_path):
+    backend = _CountingBackend()
+    search, _ = _predicted_search(tmp_path, "verified", backend, top_k=2)
+    best = search.run()
+    journal, latest = _final_states(str(tmp_path))
+    # Everything ever in the top 2 was timed once, nothing else.
+    timed = [os.path.basename(p) for p in backend.paths]
+    assert len(timed) == len(set(timed)) >= 2
+    for entry in best:
+        record = latest[entry["trial_id"]]
+        assert record.measured_ms == pytest.approx(
+            FakeLatencyBackend().measure(record.tflite_path).median_ms
+        )
+        assert entry["predicted_ms"] == record.predicted_ms == record.latency_ms
+        assert entry["measured_ms"] == record.measured_ms
+    # The reward stays the predicted one; a verification appends a record.
+    verified = [r for r in journal.records if r.measured_ms is not None]
+    assert all(r.status == "COMPLETED" for r in verified)
+    assert len(verified) == len(timed)
+    untimed = [r for r in latest.values() if r.measured_ms is None]
+    assert all(r.tflite_path not in backend.paths for r in untimed)
+
+
+def test_predicted_modes_need_a_table():
+    with pytest.raises(SearchConfigError, match="needs a lookup table"):
+        _config("/tmp/unused", latency_mode="predicted")
+    with pytest.raises(SearchConfigError, match="latency mode must be one of"):
+        _config("/tmp/unused", latency_mode="guessed")
+
+
+def test_search_refuses_predicted_mode_without_a_predictor(tmp_path):
+    config = _config(tmp_path, latency_mode="verified", lut_path="x.jsonl")
+    with pytest.raises(SearchConfigError, match="needs a latency predictor"):
+        Search(config, InlinePool(fake_evaluate, 1), FakeLatencyBackend())

@@ -2,7 +2,8 @@
 
 With no flags it searches the embedded default: scikit-learn's digits as the
 proxy task, latency measured on this host with LiteRT (XNNPACK, 1 thread,
-224x224, batch 1).
+224x224, batch 1). ``--latency=predicted|verified`` scores latency with the
+lookup table of ``mnas-latency --build_lut`` instead.
 """
 
 import os
@@ -13,13 +14,17 @@ from absl import app, flags, logging
 from mnas.flags.latency import (
     backend_from_config,
     define_latency_flags,
+    define_lut_flags,
     latency_config_from_flags,
+    load_predictor,
+    lut_path_from_flags,
     pool_from_config,
 )
 from mnas.flags.search import define_search_flags, search_config_from_flags
 
 define_search_flags()
 define_latency_flags()
+define_lut_flags()
 FLAGS = flags.FLAGS
 
 
@@ -28,23 +33,40 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
     from mnas.data import DataConfig, DataError, load_proxy_data
+    from mnas.latency.errors import LatencyError
     from mnas.search import Search, SearchConfigError
     from mnas.search_report import best_table
+    from mnas.search_space import get_search_space
     from mnas.workers import SubprocessPool
 
     try:
         latency = latency_config_from_flags(FLAGS)
+        lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
         config = search_config_from_flags(
-            FLAGS, latency.backend, latency.to_dict(), latency.cache_path
+            FLAGS, latency.backend, latency.to_dict(), latency.cache_path, lut_path
         )
+        predictor = None
+        if config.latency_mode != "measured":
+            predictor = load_predictor(
+                latency, lut_path, get_search_space(config.space)
+            )
         # Fail fast on a dataset no worker could load.
         data = load_proxy_data(DataConfig(**config.data))
         if len(latency.serials) > 1:
             backend = pool_from_config(latency)
         else:
             backend = backend_from_config(latency)
-    except (ValueError, DataError, SearchConfigError) as error:
+    except (ValueError, DataError, SearchConfigError, LatencyError) as error:
         raise app.UsageError(str(error)) from None
+    if predictor is not None:
+        from mnas.latency.predictor import describe_calibration
+
+        print(
+            f"latency {config.latency_mode} from {lut_path} "
+            f"({len(predictor.table)} entries; "
+            f"{describe_calibration(predictor.calibration)})",
+            flush=True,
+        )
     print(
         f"mnas-search: {config.num_trials} trials, dataset {config.data['dataset']} "
         f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "
@@ -60,7 +82,7 @@ def main(argv: list[str]) -> int:
         trial_timeout_s=config.trial_timeout_s,
     )
     try:
-        search = Search(config, pool, backend, resume=FLAGS.resume)
+        search = Search(config, pool, backend, resume=FLAGS.resume, predictor=predictor)
     except (ValueError, SearchConfigError) as error:
         pool.close()
         raise app.UsageError(str(error)) from None
