@@ -1,0 +1,102 @@
+"""How well does the lookup-table predictor predict whole models? (vs multiply-adds)
+
+Samples architectures uniformly from the search space (seeded), exports each
+as the float ``.tflite`` the search would ship (Keras builder, 224x224,
+batch 1, 1000 classes), times them on the host (LiteRT, XNNPACK, 1 thread)
+in interleaved rounds, and compares with the table's calibrated prediction,
+its raw sum, and a linear fit of latency on multiply-adds over the same data.
+
+  python benchmarks/predictor_accuracy.py --lut runs/lut/host.lut.jsonl
+
+The table is built (or resumed) first if incomplete, and calibrated on
+--calibration_archs other architectures if it has no calibration yet or with
+--recalibrate. nn-Meter's published figure for a mobile CPU: 99.0% of models
+within ±10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lut", required=True)
+    parser.add_argument("--num_archs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calibration_archs", type=int, default=8)
+    parser.add_argument("--recalibrate", action="store_true")
+    parser.add_argument("--cpus", default=None, help="pin timing, e.g. '1'")
+    parser.add_argument("--output", default=None, help="write the evaluation JSON here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from mnas.latency.affinity import parse_cpu_list
+    from mnas.latency.host import HostBackend
+    from mnas.latency.lut_builder import build_space_table, open_or_create
+    from mnas.latency.predictor import LatencyPredictor, describe_calibration
+    from mnas.predictor_eval import calibrate, evaluate_predictor, sample_specs
+    from mnas.progress import Progress
+    from mnas.report import format_table
+    from mnas.search_space import MNASNET_SPACE
+
+    cpus = None if args.cpus is None else parse_cpu_list(args.cpus)
+    backend = HostBackend(cpus=cpus)
+    space = MNASNET_SPACE
+    table = open_or_create(args.lut, backend, space)
+    bars: dict[str, Progress] = {}
+
+    def progress(label):
+        def update(done, total, message):
+            bar = bars.get(label)
+            if bar is None or bar.total != total or done < bar.done:
+                bar = bars[label] = Progress(total)
+            if done % 10 == 0 or done == total:
+                bar.update(done, f"{label}: {message}")
+
+        return update
+
+    start = time.monotonic()
+    report = build_space_table(table, space, backend, progress("entries"))
+    print(f"table: {report.total_entries} entries, {report.measured} measured now")
+    predictor = LatencyPredictor(table, backend)
+    if args.recalibrate or not table.calibration.report:
+        specs = sample_specs(space, args.calibration_archs, args.seed + 1000)
+        calibrate(predictor, specs, backend, args.rounds, progress("calibration"))
+    print(f"calibration: {describe_calibration(table.calibration)}")
+    specs = sample_specs(space, args.num_archs, args.seed)
+    evaluation = evaluate_predictor(
+        predictor, specs, backend, args.rounds, progress("whole models")
+    )
+    print()
+    print(format_table(evaluation.HEADERS, evaluation.table_rows()))
+    per_mmac, offset = evaluation.mac_fit
+    print(
+        f"\n{args.num_archs} architectures sampled uniformly (seed {args.seed}), host "
+        f"LiteRT XNNPACK 1 thread 224x224 batch 1, {args.rounds} interleaved rounds "
+        f"(median of round medians); measured {min(evaluation.measured_ms):.2f}-"
+        f"{max(evaluation.measured_ms):.2f} ms. Prediction "
+        f"{1e3 * evaluation.predict_seconds_per_arch:.3f} ms CPU per architecture. "
+        f"MACs baseline: {1e3 * per_mmac:.3f} us/MMAC {offset:+.2f} ms (fitted "
+        f"in-sample). Total {time.monotonic() - start:.0f} s; load average "
+        f"{os.getloadavg()[0]:.2f}."
+    )
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            json.dump(evaluation.to_dict(), handle, indent=2)
+    print(
+        "command: python "
+        + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
