@@ -146,6 +146,9 @@ class LookupTable:
         self._entries: dict[str, Entry] = dict(entries or {})
         self.calibration = calibration or Calibration()
         self.path = None if path is None else os.fspath(path)
+        # (length to cut the file to, whether a newline must follow) after a
+        # load found a torn or unterminated last line; done at the next append.
+        self._repair: tuple[int, bool] | None = None
 
     # -- files ------------------------------------------------------------------
     @classmethod
@@ -165,27 +168,39 @@ class LookupTable:
     def load(cls, path: str | os.PathLike) -> LookupTable:
         path = os.fspath(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.read().split("\n")
+            with open(path, "rb") as handle:
+                data = handle.read()
         except FileNotFoundError:
             raise LookupTableError(
                 f"no lookup table at {path}; build one with "
                 f"`mnas-latency --build_lut --lut={path}`"
             ) from None
+        lines = data.split(b"\n")
         records = []
+        offset = good_end = 0  # good_end: just past the last good line
+        torn = False
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number >= len(lines) - 1:  # a torn last line: drop it
-                    break
-                raise LookupTableError(f"{path}:{number} is not valid JSON") from None
+            end = offset + len(line) + (1 if number < len(lines) else 0)
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:  # JSON or UTF-8
+                    if number >= len(lines) - 1:  # a torn last line: drop it
+                        torn = True
+                        break
+                    raise LookupTableError(
+                        f"{path}:{number} is not valid JSON"
+                    ) from None
+                good_end = end
+            offset = end
         if not records:
             raise LookupTableError(f"{path} is empty: it has no header")
         header = TableHeader.from_dict(records[0], path)
         table = cls(header, path=path)
+        unterminated = not data[:good_end].endswith(b"\n")
+        if torn or unterminated:
+            # The next append must not glue onto a torn or unterminated line.
+            table._repair = (good_end, unterminated)
         for record in records[1:]:
             if "key" in record:
                 table._entries[record["key"]] = Entry(
@@ -201,6 +216,16 @@ class LookupTable:
     def _append(self, record: Mapping[str, Any]) -> None:
         if self.path is None:
             return
+        if self._repair is not None:
+            length, add_newline = self._repair
+            with open(self.path, "r+b") as handle:
+                handle.truncate(length)
+                handle.seek(length)
+                if add_newline:
+                    handle.write(b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._repair = None
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
             handle.flush()
