@@ -1,0 +1,58 @@
+"""A tiny search space and a counting fake backend for the lookup-table tests."""
+
+from __future__ import annotations
+
+import os
+
+from mnas.latency.backend import LatencyBackend
+from mnas.latency.result import BackendFingerprint, LatencyResult
+from mnas.search_space.space import (
+    DEFAULT_CONV_OPS,
+    FactorizedSearchSpace,
+    SkeletonBlock,
+)
+
+
+def tiny_space(**overrides) -> FactorizedSearchSpace:
+    """Two blocks at 32x32: 23 distinct table entries (see test_lut_builder)."""
+    values = dict(
+        name="tiny",
+        version=1,
+        skeleton=(SkeletonBlock(1, 16, 1, 1), SkeletonBlock(6, 24, 1, 2)),
+        conv_ops=DEFAULT_CONV_OPS[:2],
+        kernel_sizes=(3,),
+        se_ratios=(0.0, 0.25),
+        skips=("none", "identity"),
+        filter_multipliers=(1.0,),
+        layer_offsets=(0, 1),
+        stem_filters=16,
+        head_filters=32,
+        resolution=32,
+    )
+    values.update(overrides)
+    return FactorizedSearchSpace(**values)
+
+
+class FixedBackend(LatencyBackend):
+    """Answers ``ms`` for every file (or ``ms_by_name[basename]``); counts calls."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        ms: float = 2.0,
+        device: str = "FAKE1",
+        ms_by_name: dict[str, float] | None = None,
+    ) -> None:
+        self.ms = ms
+        self.device = device
+        self.ms_by_name = ms_by_name or {}
+        self.calls: list[str] = []
+
+    def fingerprint(self) -> BackendFingerprint:
+        return BackendFingerprint.create("fake", "Phone", self.device, 1, "v1")
+
+    def measure(self, tflite_path: str) -> LatencyResult:
+        self.calls.append(os.path.basename(tflite_path))
+        ms = self.ms_by_name.get(os.path.basename(tflite_path), self.ms)
+        return LatencyResult.from_samples([ms, ms], self.fingerprint())
