@@ -112,7 +112,7 @@ def test_all_three_of_a_preset_with_digits_calibration(tmp_path):
                 "--representative_dataset=imagenet",
             ],
             "flag --representative_dataset=imagenet: value should be one of "
-            "<random|digits>",
+            "<random|digits|eval>",
         ),
         (
             [
@@ -138,3 +138,44 @@ def test_output_dir_that_is_a_file(tmp_path):
     assert result.returncode != 0
     assert f"--output_dir is not a folder: {target}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_checkpoint_export_reports_accuracy_of_each_file(tmp_path):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from mnas.model_builder import build_model
+    from mnas.search_space import parse_arch
+    from mnas.weights import WeightsMeta, save_weights
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+            data = tf.io.encode_jpeg(pixels).numpy()
+            (tmp_path / "images" / name / f"{i}.jpg").write_bytes(data)
+    spec = parse_arch(TINY_ARCH).replace(resolution=32, name="tiny")
+    keras.utils.set_random_seed(0)
+    save_weights(
+        build_model(spec, num_classes=2), WeightsMeta(spec, 2), str(tmp_path / "w")
+    )
+    result = _run(
+        f"--checkpoint={tmp_path / 'w'}",
+        "--quantize=none,int8",
+        "--representative_dataset=eval",
+        f"--eval_dataset=folder:{tmp_path / 'images'}",
+        f"--output_dir={tmp_path / 'out'}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mnas weights" in result.stdout
+    assert "tiny_r32_int8.tflite" in result.stdout
+    assert "top-1 agreement with keras" in result.stdout
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert report["keras"]["num_examples"] == 6
+    assert report["none"]["agreement_with_keras"] == 1.0
+    assert 0.0 <= report["int8"]["agreement_with_keras"] <= 1.0
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["checkpoint"] == str(tmp_path / "w")
+    assert config["preprocessing"] == "mnas"

@@ -6,12 +6,21 @@ Example::
   mnas-export --arch=best.json --output_dir=out --quantize=int8 \\
       --representative_dataset=digits
 
+With trained weights, and the accuracy of each file next to the Keras model's::
+
+  mnas-export --checkpoint=/ckpt/mnasnet-a1 --output_dir=out \
+      --quantize=none,int8 --representative_dataset=eval \
+      --eval_dataset=imagenet2012 --data_dir=... --eval_max_examples=1000
+
 Writes ``<name>_float.tflite``, ``<name>_dynamic.tflite`` and
 ``<name>_int8.tflite`` (those asked for with --quantize), ``<name>.json``
 (the architecture, block strings included) and ``config.json`` (this run's
 settings) into --output_dir, and prints the file sizes.  Without a
 checkpoint the weights are the builder's random initialization: right for
-latency, meaningless for accuracy.
+latency, meaningless for accuracy.  --checkpoint loads an mnas weights folder
+or an official MnasNet checkpoint (then --arch is optional); --eval_dataset
+scores the Keras model and every exported file on the same images (LiteRT
+interpreter) and reports each file's top-1 agreement with the Keras model.
 """
 
 from __future__ import annotations
@@ -23,12 +32,18 @@ import time
 from absl import app, flags
 
 from mnas.flags.arch import arch_from_flags, define_arch_flags
+from mnas.flags.evaluation import (
+    define_checkpoint_flags,
+    define_eval_data_flags,
+    define_tfds_flags,
+    eval_config_from_flags,
+)
 from mnas.flags.latency import quiet_tensorflow
 from mnas.search_space import ArchSpec, SpecError
 
 QUANTIZATIONS = ("none", "dynamic", "int8")
 FILE_SUFFIX = {"none": "float", "dynamic": "dynamic", "int8": "int8"}
-REPRESENTATIVE_DATASETS = ("random", "digits")
+REPRESENTATIVE_DATASETS = ("random", "digits", "eval")
 
 define_arch_flags(default_arch=None)
 flags.DEFINE_string("output_dir", None, "Folder for the exported files.")
@@ -45,12 +60,20 @@ flags.DEFINE_enum(
     "representative_dataset",
     "random",
     list(REPRESENTATIVE_DATASETS),
-    "int8 calibration data: 'random' (standard normal: fine for latency) or "
-    "'digits' (the embedded proxy dataset, resized to the export resolution).",
+    "int8 calibration data: 'random' (standard normal: fine for latency), "
+    "'digits' (the embedded proxy dataset, resized to the export resolution) or "
+    "'eval' (--eval_dataset's --calibration_split, preprocessed as for evaluation).",
+)
+flags.DEFINE_string(
+    "calibration_split",
+    "train",
+    "Split of --eval_dataset for --representative_dataset=eval (a folder without "
+    "that sub-folder uses the folder itself).",
 )
 flags.DEFINE_integer("num_calibration_samples", 100, "Samples for int8 calibration.")
-# A later issue adds --checkpoint (trained weights to load before export);
-# it belongs here and is applied in _load_weights().
+define_checkpoint_flags()
+define_eval_data_flags(prefix="eval_")
+define_tfds_flags()
 FLAGS = flags.FLAGS
 
 
@@ -60,20 +83,22 @@ def main(argv: list[str]) -> int:
     quantizations = _quantizations(FLAGS.quantize)
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
-    if not FLAGS.arch:
+    if not FLAGS.arch and not FLAGS.checkpoint:
         raise app.UsageError(
-            "--arch is required (a preset, block strings or an arch .json file)"
+            "--arch is required (a preset, block strings or an arch .json file) "
+            "unless --checkpoint names its architecture"
         )
+    if FLAGS.representative_dataset == "eval" and not FLAGS.eval_dataset:
+        raise app.UsageError("--representative_dataset=eval needs --eval_dataset")
     if FLAGS.num_calibration_samples < 1:
         raise app.UsageError(
             f"--num_calibration_samples must be >= 1, got "
             f"{FLAGS.num_calibration_samples}"
         )
     try:
-        spec = arch_from_flags(FLAGS)
+        spec = arch_from_flags(FLAGS) if FLAGS.arch else None
     except SpecError as error:
         raise app.UsageError(str(error)) from None
-    stem = _file_stem(FLAGS.name or default_name(spec))
     if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
         raise app.UsageError(f"--output_dir is not a folder: {FLAGS.output_dir}")
     quiet_tensorflow(FLAGS)
@@ -81,24 +106,37 @@ def main(argv: list[str]) -> int:
     from mnas.latency.export import export_tflite
     from mnas.model_builder import build_model
 
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     start = time.perf_counter()
-    model = build_model(
-        spec, (spec.resolution, spec.resolution, 3), num_classes=FLAGS.num_classes
-    )
-    _load_weights(model)
+    preprocessing = "mnas"
+    loaded_from = None
+    if FLAGS.checkpoint:
+        model, spec, preprocessing, loaded_from = _load_checkpoint(spec)
+    else:
+        model = build_model(
+            spec, (spec.resolution, spec.resolution, 3), num_classes=FLAGS.num_classes
+        )
+    stem = _file_stem(FLAGS.name or default_name(spec))
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
     build_s = time.perf_counter() - start
     print(
         f"built {spec.name} at {spec.resolution}x{spec.resolution}, "
         f"{model.count_params():,} parameters, in {build_s:.1f} s"
     )
+    if loaded_from:
+        print(f"weights: {loaded_from}")
+    eval_config = None
+    if FLAGS.eval_dataset:
+        eval_config = _eval_config(spec.resolution, preprocessing)
 
     representative = None
     if "int8" in quantizations and FLAGS.representative_dataset == "digits":
         representative = _digits_images(spec.resolution, FLAGS.num_calibration_samples)
+    if "int8" in quantizations and FLAGS.representative_dataset == "eval":
+        representative = _eval_images(eval_config, FLAGS.num_calibration_samples)
 
     rows = []
     written = {}
+    flatbuffers = {}
     for quantization in quantizations:
         start = time.perf_counter()
         data = export_tflite(
@@ -113,6 +151,7 @@ def main(argv: list[str]) -> int:
         )
         _write_bytes(path, data)
         written[quantization] = path
+        flatbuffers[quantization] = data
         rows.append((quantization, os.path.basename(path), len(data), seconds))
 
     arch_path = os.path.join(FLAGS.output_dir, f"{stem}.json")
@@ -128,12 +167,18 @@ def main(argv: list[str]) -> int:
             "quantize": list(quantizations),
             "representative_dataset": FLAGS.representative_dataset,
             "num_calibration_samples": FLAGS.num_calibration_samples,
-            "checkpoint": None,
+            "checkpoint": FLAGS.checkpoint,
+            "loaded": loaded_from,
+            "preprocessing": preprocessing,
+            "eval": eval_config.to_dict() if eval_config else None,
             "files": {q: os.path.basename(p) for q, p in written.items()},
         },
     )
     print(_size_table(rows))
     print(f"architecture: {arch_path}")
+    if eval_config is not None:
+        results = _evaluate_exports(model, flatbuffers, written, eval_config)
+        _write_json(os.path.join(FLAGS.output_dir, "eval.json"), results)
     return 0
 
 
@@ -172,9 +217,65 @@ def _file_stem(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
 
 
-def _load_weights(model) -> None:
-    """Where --checkpoint (a later issue) loads trained weights; a no-op now."""
-    del model
+def _load_checkpoint(spec):
+    """Model, spec, input preprocessing and description from --checkpoint."""
+    from mnas.official_checkpoint import CheckpointError
+    from mnas.weights import WeightsError, load_any
+
+    try:
+        loaded = load_any(
+            FLAGS.checkpoint,
+            spec,
+            checkpoint_format=FLAGS.checkpoint_format,
+            num_classes=FLAGS.num_classes,
+            prefer_ema=FLAGS.prefer_ema,
+        )
+    except (WeightsError, CheckpointError, SpecError) as error:
+        raise app.UsageError(str(error)) from None
+    return loaded.model, loaded.spec, loaded.preprocessing, loaded.description
+
+
+def _eval_config(resolution: int, preprocessing: str):
+    from mnas.data import DataError
+
+    try:
+        return eval_config_from_flags(FLAGS, resolution, preprocessing, prefix="eval_")
+    except DataError as error:
+        raise app.UsageError(str(error)) from None
+
+
+def _eval_images(config, count: int):
+    """Calibration images: --calibration_split of the eval data, preprocessed."""
+    import dataclasses
+
+    import numpy as np
+
+    from mnas.evaluation import batches, open_source
+
+    config = dataclasses.replace(
+        config, split=FLAGS.calibration_split, max_examples=count
+    )
+    source = open_source(config)
+    return np.concatenate([x for x, _ in batches(source, config).as_numpy_iterator()])
+
+
+def _evaluate_exports(model, flatbuffers, written, config) -> dict:
+    """Scores Keras and every export on the same images; prints a table."""
+    from mnas.evaluation import evaluate, keras_predictor, tflite_predictor
+    from mnas.report import format_table
+
+    reference, source = evaluate(keras_predictor(model), config)
+    print(f"evaluated on {source.description}, {reference.num_examples} images:")
+    rows = [("keras", round(reference.top1, 4), round(reference.top5, 4), "-")]
+    results = {"source": source.description, "keras": reference.to_dict()}
+    for quantization, data in flatbuffers.items():
+        result, _ = evaluate(tflite_predictor(data), config)
+        agreement = reference.agreement(result)
+        name = os.path.basename(written[quantization])
+        rows.append((name, round(result.top1, 4), round(result.top5, 4), agreement))
+        results[quantization] = {**result.to_dict(), "agreement_with_keras": agreement}
+    print(format_table(("model", "top-1", "top-5", "top-1 agreement with keras"), rows))
+    return results
 
 
 def _digits_images(resolution: int, count: int):
