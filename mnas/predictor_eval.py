@@ -248,7 +248,7 @@ def evaluate_predictor(
     )
     macs = [
         compute_stats(
-            spec, (header.resolution, header.resolution), header.num_classes
+            spec, (header.resolution, header.resolution, 3), header.num_classes
         ).macs
         for spec in specs
     ]
