@@ -349,3 +349,130 @@ def test_adb_without_a_phone_fails_fast(tiny_tflite, tmp_path):
     assert "no Android device is connected" in result.stderr
     assert "adb devices" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- lookup-table modes ------------------------------------------------------
+
+
+def _write_table(path, fingerprint=None, calibration=None):
+    """MNASNET_SPACE's synthetic entries in a table file, under ``fingerprint``
+    (default: the synthetic table's own, which no real backend has)."""
+    import dataclasses
+
+    from mnas.latency.lut import LookupTable
+    from mnas.latency.testing import synthetic_table
+
+    source = synthetic_table()
+    header = source.header
+    if fingerprint is not None:
+        header = dataclasses.replace(header, fingerprint=fingerprint)
+    table = LookupTable.create(path, header)
+    for key in source.keys():  # noqa: SIM118 (a table, not a dict)
+        table.add(key, source.get(key))
+    if calibration is not None:
+        table.set_calibration(calibration)
+    return table
+
+
+def test_predict_prints_the_breakdown_and_the_predictors_latency(tmp_path):
+    from mnas.latency.lut import LookupTable
+    from mnas.latency.predictor import LatencyPredictor, fit_calibration
+    from mnas.search_space import get_preset
+
+    path = tmp_path / "host.lut.jsonl"
+    calibration = fit_calibration([4.0, 5.0, 6.0], [4.4, 5.4, 6.7])
+    _write_table(path, HostBackend().fingerprint(), calibration)
+    out = tmp_path / "out"
+    result = _run(
+        "--predict", "--arch=mnasnet-a1", f"--lut={path}", f"--output_dir={out}"
+    )
+    assert result.returncode == 0, result.stderr
+    spec = get_preset("mnasnet-a1")
+    predictor = LatencyPredictor(LookupTable.load(path))
+    for key, ms in predictor.breakdown(spec):
+        assert f"{key}" in result.stdout
+        assert f"{ms:.4f}" in result.stdout
+    lines = result.stdout.splitlines()
+    assert f"sum of entries: {predictor.raw_ms(spec):.3f} ms" in lines
+    assert f"predicted latency of mnasnet-a1: {predictor.predict(spec):.3f} ms" in lines
+    assert "calibration: measured ≈ " in result.stdout
+    data = json.loads((out / "predictor.json").read_text())
+    assert data["arch"] == "mnasnet-a1"
+    assert data["predicted_ms"] == pytest.approx(predictor.predict(spec), rel=1e-12)
+    config = json.loads((out / "config.json").read_text())
+    assert config["mode"] == "predict" and config["lut_path"] == str(path)
+    # MnasNet-A1 lies outside the space (112 filters in block 4): its three
+    # layers the table lacks were measured on the host and appended.
+    grown = LookupTable.load(path)
+    assert len(grown) == 2685 + 3
+    assert grown.keys()[-3:] == (
+        "layer:mbconv_e6_k3_s1_se20_none:14x14x80->112:relu",
+        "layer:mbconv_e6_k3_s1_se28_add:14x14x112->112:relu",
+        "layer:mbconv_e6_k5_s2_se28_none:14x14x112->160:relu",
+    )
+    assert all(grown.get(k).median_ms > 0 for k in grown.keys()[-3:])
+
+
+def test_predict_refuses_a_table_of_another_backend(tmp_path):
+    path = tmp_path / "synthetic.lut.jsonl"
+    _write_table(path)
+    result = _run("--predict", "--arch=mnasnet-a1", f"--lut={path}")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"mnas-latency: {path} was measured on backend [synthetic; none; none; "
+        "1 thread(s); runtime 0], not on [host; "
+    )
+    host = HostBackend().fingerprint()
+    assert f"[host; {host.device_model}; {host.device_id}; 1 thread(s);" in (
+        result.stderr
+    )
+    assert "build a table for this backend with `mnas-latency --build_lut`" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_without_a_table_says_how_to_build_it(tmp_path):
+    path = tmp_path / "none.lut.jsonl"
+    result = _run("--predict", "--arch=mnasnet-a1", f"--lut={path}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"mnas-latency: no lookup table at {path}; build one with "
+        f"`mnas-latency --build_lut --lut={path}`"
+    )
+
+
+def test_lut_path_template_names_backend_and_space(tmp_path):
+    template = str(tmp_path / "{backend}-{space}.jsonl")
+    result = _run("--predict", "--arch=mnasnet-a1", f"--lut={template}")
+    assert result.returncode == 1
+    assert f"no lookup table at {tmp_path / 'host-mnasnet.jsonl'};" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--build_lut", "--predict"],
+            "give one of --build_lut, --predict, not several",
+        ),
+        (
+            ["--predict", "--evaluate_predictor", "--arch=mnasnet-a1"],
+            "give one of --predict, --evaluate_predictor, not several",
+        ),
+        (["--predict"], "--predict needs --arch=<preset | strings | json>"),
+        (
+            ["--predict", "--tflite=m.tflite"],
+            "--predict works on architectures, not on --tflite",
+        ),
+        (["--evaluate_predictor", "--num_archs=0"], "--num_archs must be >= 1, got 0"),
+        (["--build_lut", "--rounds=0"], "--rounds must be >= 1, got 0"),
+        (["--build_lut", "--calibration_archs=-1"], "--calibration_archs must be >= 0"),
+        (["--predict", "--arch=nope"], "unknown preset 'nope'; known presets:"),
+    ],
+)
+def test_lut_mode_usage_errors(args, message):
+    result = _run(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
