@@ -45,6 +45,8 @@ setup(
             "mnas-export=mnas.bin.export:run",
             "mnas-search=mnas.bin.search:run",
             "mnas-scale=mnas.bin.scale:run",
+            "mnas-eval=mnas.bin.eval:run",
+            "mnas-train=mnas.bin.train:run",
         ],
     },
 )
