@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calibration_archs", type=int, default=8)
+    parser.add_argument("--lut_rounds", type=int, default=2)
     parser.add_argument("--recalibrate", action="store_true")
     parser.add_argument("--cpus", default=None, help="pin timing, e.g. '1'")
     parser.add_argument("--output", default=None, help="write the evaluation JSON here")
@@ -64,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return update
 
     start = time.monotonic()
-    report = build_space_table(table, space, backend, progress("entries"))
+    report = build_space_table(
+        table, space, backend, progress("entries"), args.lut_rounds
+    )
     print(f"table: {report.total_entries} entries, {report.measured} measured now")
     predictor = LatencyPredictor(table, backend)
     if args.recalibrate or not table.calibration.report:

@@ -3,7 +3,9 @@
 The file is JSON lines, append-only and fsync'd, like the trial journal:
 a header line (format version, the backend's fingerprint, the search space's
 identity, resolution, classifier width), then one line per measured entry
-(a later line for the same key replaces an earlier one), and calibration
+(a key measured several times keeps its fastest median: load on a shared
+machine only ever slows a layer down, so the fastest of measurements taken
+minutes apart is the steadiest figure), and calibration
 lines (the last one counts). Appending is what makes a build resumable and
 lets a predictor add an entry it was missing without rewriting the file; a
 truncated last line (a kill mid-write) is dropped on load.
@@ -144,6 +146,7 @@ class LookupTable:
     ) -> None:
         self.header = header
         self._entries: dict[str, Entry] = dict(entries or {})
+        self._counts: dict[str, int] = {key: 1 for key in self._entries}
         self.calibration = calibration or Calibration()
         self.path = None if path is None else os.fspath(path)
         # (length to cut the file to, whether a newline must follow) after a
@@ -203,11 +206,14 @@ class LookupTable:
             table._repair = (good_end, unterminated)
         for record in records[1:]:
             if "key" in record:
-                table._entries[record["key"]] = Entry(
-                    float(record["median_ms"]),
-                    float(record["min_ms"]),
-                    int(record["runs"]),
-                    float(record["measured_unix"]),
+                table._keep(
+                    record["key"],
+                    Entry(
+                        float(record["median_ms"]),
+                        float(record["min_ms"]),
+                        int(record["runs"]),
+                        float(record["measured_unix"]),
+                    ),
                 )
             elif "calibration" in record:
                 table.calibration = Calibration.from_dict(record["calibration"])
@@ -262,9 +268,20 @@ class LookupTable:
         return tuple(self._entries)
 
     def add(self, key: LayerKey | str, entry: Entry) -> None:
-        """Records a measurement (appended to the file at once)."""
-        self._entries[str(key)] = entry
+        """Records a measurement (appended to the file at once); the key's entry
+        becomes the fastest of its measurements."""
+        self._keep(str(key), entry)
         self._append({"key": str(key), **entry.to_dict()})
+
+    def _keep(self, key: str, entry: Entry) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
+        current = self._entries.get(key)
+        if current is None or entry.median_ms < current.median_ms:
+            self._entries[key] = entry
+
+    def measurements(self, key: LayerKey | str) -> int:
+        """How many times ``key`` was measured."""
+        return self._counts.get(str(key), 0)
 
     def set_calibration(self, calibration: Calibration) -> None:
         self.calibration = calibration

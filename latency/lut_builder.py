@@ -96,9 +96,11 @@ def measure_missing(
     keys: Sequence[LayerKey],
     backend: LatencyBackend,
     progress: ProgressFn | None = None,
+    times: int = 1,
 ) -> int:
-    """Measures and adds every key the table lacks; returns how many."""
-    todo = table.missing(keys)
+    """Measures every key measured fewer than ``times`` times once more; returns
+    how many were measured."""
+    todo = _unique(k for k in keys if table.measurements(k) < times)
     timing = entry_backend(backend)
     with tempfile.TemporaryDirectory(prefix="mnas_lut_") as folder:
         for index, key in enumerate(todo):
@@ -106,6 +108,16 @@ def measure_missing(
             if progress is not None:
                 progress(index + 1, len(todo), str(key))
     return len(todo)
+
+
+def _unique(keys) -> list[LayerKey]:
+    seen: set[str] = set()
+    result = []
+    for key in keys:
+        if str(key) not in seen:
+            seen.add(str(key))
+            result.append(key)
+    return result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +133,28 @@ def build_space_table(
     space: FactorizedSearchSpace,
     backend: LatencyBackend,
     progress: ProgressFn | None = None,
+    rounds: int = 1,
 ) -> BuildReport:
-    """Fills ``table`` with every entry ``space`` can need (resuming if partial)."""
+    """Fills ``table`` with every entry ``space`` can need (resuming if partial).
+
+    With ``rounds`` > 1 every entry is measured that many times, one full pass
+    after another, so a burst of load on a shared machine that slows one
+    measurement is unlikely to hit the same entry again minutes later (the
+    table keeps each entry's fastest median).
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     table.check_compatible(backend.fingerprint(), space.identity())
     keys = space_keys(space, table.header.num_classes)
     present = len(keys) - len(table.missing(keys))
     start = time.monotonic()
-    measured = measure_missing(table, keys, backend, progress)
+    measured = 0
+    for round_index in range(1, rounds + 1):
+
+        def tagged(done, total, message, round_index=round_index):
+            if progress is not None:
+                prefix = f"round {round_index}/{rounds} " if rounds > 1 else ""
+                progress(done, total, prefix + message)
+
+        measured += measure_missing(table, keys, backend, tagged, times=round_index)
     return BuildReport(len(keys), present, measured, time.monotonic() - start)

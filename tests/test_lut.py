@@ -95,19 +95,21 @@ def test_file_is_json_lines_header_first(tmp_path):
     }
 
 
-def test_a_later_line_wins(tmp_path):
+def test_the_fastest_measurement_and_the_last_calibration_count(tmp_path):
     path = tmp_path / "t.jsonl"
     table = LookupTable.create(path, _header())
     table.add(STEM, _entry(0.5))
     table.set_calibration(Calibration(1.5, 0.0))
     table.add(HEAD, _entry(0.3))
-    table.add(STEM, _entry(0.7))
+    table.add(STEM, _entry(0.7))  # slowed down by load: does not replace 0.5
+    table.add(HEAD, _entry(0.2))
     table.set_calibration(Calibration(1.1, 0.2))
-    assert len(_lines(path)) == 6  # append-only: nothing rewritten
-    loaded = LookupTable.load(path)
-    assert len(loaded) == 2
-    assert loaded.ms(STEM) == 0.7
-    assert loaded.calibration == Calibration(1.1, 0.2)
+    assert len(_lines(path)) == 7  # append-only: nothing rewritten
+    for candidate in (table, LookupTable.load(path)):
+        assert len(candidate) == 2
+        assert candidate.ms(STEM) == 0.5 and candidate.ms(HEAD) == 0.2
+        assert candidate.measurements(STEM) == 2 and candidate.measurements("x") == 0
+        assert candidate.calibration == Calibration(1.1, 0.2)
 
 
 def test_a_torn_last_line_is_dropped_and_resuming_repairs_it(tmp_path):

@@ -159,3 +159,29 @@ def test_measure_missing_measures_only_what_is_absent(tmp_path):
     assert all(r["median_ms"] == 1.5 and r["runs"] == 2 for r in _entry_lines(path))
     assert measure_missing(table, keys, backend) == 0
     assert len(backend.calls) == 4
+
+
+def test_rounds_measure_every_entry_again_and_resume_mid_round(tmp_path):
+    space = tiny_space()
+    keys = space_keys(space, NUM_CLASSES)
+    path = tmp_path / "t.jsonl"
+    backend = FixedBackend(ms=1.0)
+    table = open_or_create(path, backend, space, NUM_CLASSES)
+    seen = []
+
+    def stop_in_round_two(done, total, message):
+        seen.append(message.split(" ")[1])
+        if message.startswith("round 2/2") and done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_space_table(table, space, backend, stop_in_round_two, rounds=2)
+    assert seen.count("1/2") == len(keys) and seen.count("2/2") == 3
+    resumed = open_or_create(path, backend, space, NUM_CLASSES)
+    report = build_space_table(resumed, space, backend, rounds=2)
+    assert report.measured == len(keys) - 3
+    lines = _entry_lines(path)
+    assert len(lines) == 2 * len(keys)
+    assert all(resumed.measurements(k) == 2 for k in keys)
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        build_space_table(resumed, space, backend, rounds=0)

@@ -93,6 +93,12 @@ flags.DEFINE_integer(
     "Whole models (sampled with --seed + 1000) the table's calibration is fitted "
     "on after --build_lut; 0 skips calibration.",
 )
+flags.DEFINE_integer(
+    "lut_rounds",
+    2,
+    "--build_lut measures every entry this many times, in full passes minutes "
+    "apart, and keeps each entry's fastest median (robust to bursts of load).",
+)
 flags.DEFINE_integer("num_archs", 100, "Architectures for --evaluate_predictor.")
 flags.DEFINE_integer(
     "rounds",
@@ -162,7 +168,7 @@ def _lut_mode(mode: str, config: LatencyConfig) -> int:
             spec = arch_from_flags(FLAGS)
         except SpecError as error:
             raise app.UsageError(str(error)) from None
-    for name in ("num_archs", "rounds"):
+    for name in ("num_archs", "rounds", "lut_rounds"):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1, got {FLAGS[name].value}")
     if FLAGS.calibration_archs < 0:
@@ -174,6 +180,7 @@ def _lut_mode(mode: str, config: LatencyConfig) -> int:
         space_name=FLAGS.search_space,
         spec=spec,
         calibration_archs=FLAGS.calibration_archs,
+        lut_rounds=FLAGS.lut_rounds,
         num_archs=FLAGS.num_archs,
         rounds=FLAGS.rounds,
         seed=FLAGS.seed,

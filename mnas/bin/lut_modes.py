@@ -26,6 +26,7 @@ class LutJob:
     space_name: str
     spec: ArchSpec | None = None
     calibration_archs: int = 8
+    lut_rounds: int = 2
     num_archs: int = 100
     rounds: int = 3
     seed: int = 0
@@ -81,10 +82,13 @@ def _build(job: LutJob, config: LatencyConfig, space) -> int:
     table = open_or_create(job.lut_path, backend, space)
     print(f"lookup table {job.lut_path}: {len(table)} entries present")
     print(f"backend: {backend.describe()}")
-    report = build_space_table(table, space, backend, _progress_printer("entry", 50))
+    report = build_space_table(
+        table, space, backend, _progress_printer("entry", 50), job.lut_rounds
+    )
     print(
         f"{report.total_entries} entries for search space {space.identity()}: "
-        f"{report.already_present} were present, {report.measured} measured in "
+        f"{report.already_present} were present, {report.measured} measurements "
+        f"({job.lut_rounds} per entry) in "
         f"{format_duration(report.seconds)}"
     )
     if job.calibration_archs > 0:
