@@ -47,6 +47,7 @@ setup(
             "mnas-scale=mnas.bin.scale:run",
             "mnas-eval=mnas.bin.eval:run",
             "mnas-train=mnas.bin.train:run",
+            "mnas-dnas=mnas.bin.dnas:run",
         ],
     },
 )

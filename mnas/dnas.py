@@ -65,6 +65,10 @@ class DnasConfig:
     ``mnas.trainer.TrainerConfig`` (the derived network's proxy training).
     ``theta_learning_rate`` defaults above FBNet's 0.01 because a run here
     takes a few hundred θ steps, not FBNet's tens of thousands.
+    ``lut_calibrated``: search with the table's fitted affine calibration or
+    the raw sum of entries (default; the calibration is affine, so it changes
+    only the scale of the latency gradient, and a fit on few noisy whole-model
+    timings can squash that scale; best.json reports both predictions).
     """
 
     work_dir: str
@@ -90,6 +94,7 @@ class DnasConfig:
     trainer: dict[str, Any] = dataclasses.field(default_factory=dict)
     deployment_resolution: int = 224
     lut_path: str | None = None
+    lut_calibrated: bool = False
     measure: bool = True
     seed: int = 0
 
@@ -209,7 +214,11 @@ class EpochJournal:
 
 
 def load_latency(
-    lut_path: str | None, space, sharing: str, num_classes: int | None = None
+    lut_path: str | None,
+    space,
+    sharing: str,
+    num_classes: int | None = None,
+    calibrated: bool = False,
 ):
     """``(ExpectedLatency, LatencyPredictor)`` for the table at ``lut_path``."""
     from mnas.latency.expected import ExpectedLatency
@@ -222,7 +231,7 @@ def load_latency(
             f"`mnas-latency --build_lut --lut={lut_path or 'PATH'}`"
         )
     table = LookupTable.load(lut_path)
-    predictor = LatencyPredictor(table)
+    predictor = LatencyPredictor(table, calibrated=calibrated)
     return ExpectedLatency(predictor, space, sharing, num_classes), predictor
 
 
@@ -292,7 +301,10 @@ class DnasSearch:
         self.data = data
         if latency is None:
             latency, predictor = load_latency(
-                config.lut_path, self.space, config.sharing
+                config.lut_path,
+                self.space,
+                config.sharing,
+                calibrated=config.lut_calibrated,
             )
         self.latency = latency
         self.predictor = predictor
@@ -545,9 +557,12 @@ class DnasSearch:
         config = self.config
         actions = self.net.argmax_actions()
         spec = self.space.decode_for(config.sharing, actions)
-        predicted = None
+        predicted = predicted_raw = predicted_calibrated = None
         if self.predictor is not None:
             predicted = float(self.predictor.predict(spec))
+            raw = float(self.predictor.raw_ms(spec))
+            predicted_raw = raw
+            predicted_calibrated = float(self.predictor.table.calibration.apply(raw))
         keras.utils.set_random_seed(config.seed)
         model = build_model(spec, self.data.image_shape, self.data.num_classes)
         trainer = TrainerConfig(**{"seed": config.seed, **config.trainer})
@@ -576,6 +591,8 @@ class DnasSearch:
             "accuracy": float(result.accuracy),
             "latency_ms": latency_ms,
             "predicted_ms": predicted,
+            "predicted_raw_ms": predicted_raw,
+            "predicted_calibrated_ms": predicted_calibrated,
             "supernet_accuracy": final.get("val_accuracy"),
             "block_strings": list(spec.block_strings),
             "actions": list(actions),

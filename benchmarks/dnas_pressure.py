@@ -1,0 +1,76 @@
+"""Latency pressure steers the differentiable search.
+
+Runs ``mnas-dnas`` once per pressure value (FBNet's β by default; λ with
+``--loss=proxyless``), each in its own work directory, then prints one row
+per run (pressure, predicted ms, measured ms, held-out accuracy of the derived
+network) and the command that made the table. Runs are sequential: they
+share this machine's cores with the latency measurement.
+
+    .venv/bin/python benchmarks/dnas_pressure.py --out=runs/dnas-pressure \
+        --pressures=0,1.5,6 --epochs=5 --warmup_epochs=1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from mnas.dnas_report import result_table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/dnas-pressure")
+    parser.add_argument("--loss", default="fbnet", choices=("fbnet", "proxyless"))
+    parser.add_argument("--pressures", default="0,1.5,6")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--warmup_epochs", type=int, default=1)
+    parser.add_argument("--lut", default="runs/lut/host.lut.jsonl")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--extra", default="", help="more mnas-dnas flags, one quoted string"
+    )
+    args = parser.parse_args()
+    knob = "beta" if args.loss == "fbnet" else "lam"
+    exe = os.path.join(os.path.dirname(sys.executable), "mnas-dnas")
+    rows = []
+    for value in (float(v) for v in args.pressures.split(",")):
+        work_dir = os.path.join(args.out, f"{knob}-{value:g}")
+        best = os.path.join(work_dir, "best.json")
+        if not os.path.exists(best):
+            command = [
+                exe,
+                f"--work_dir={work_dir}",
+                f"--loss={args.loss}",
+                f"--{knob}={value:g}",
+                f"--epochs={args.epochs}",
+                f"--warmup_epochs={args.warmup_epochs}",
+                f"--lut={args.lut}",
+                f"--seed={args.seed}",
+                *shlex.split(args.extra),
+            ]
+            if os.path.exists(os.path.join(work_dir, "config.json")):
+                command.append("--resume")
+            print("+", " ".join(command), flush=True)
+            start = time.perf_counter()
+            subprocess.run(command, check=True)
+            print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+        with open(best, encoding="utf-8") as handle:
+            entry = json.load(handle)["best"][0]
+        rows.append({"loss": args.loss, "pressure": value, **entry})
+    print()
+    print(result_table(rows))
+    measured = [r["latency_ms"] for r in rows]
+    falling = all(a > b for a, b in zip(measured, measured[1:]))
+    print(f"\nmeasured latency falls monotonically with pressure: {falling}")
+    print("command: " + " ".join(shlex.quote(a) for a in sys.argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
