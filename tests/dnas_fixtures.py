@@ -18,7 +18,7 @@ TINY_SPACE = FactorizedSearchSpace(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_latency(sharing: str = "block"):
     """(ExpectedLatency, LatencyPredictor) over a synthetic table (10 classes)."""
     from mnas.latency.expected import ExpectedLatency
@@ -29,7 +29,7 @@ def tiny_latency(sharing: str = "block"):
     return ExpectedLatency(predictor, TINY_SPACE, sharing), predictor
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_digits(max_train_examples: int = 300):
     from mnas.data import DataConfig, load_proxy_data
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from dnas_fixtures import TINY_SPACE, tiny_latency
+
 from mnas.model_builder import build_model
 from mnas.search_space import MNASNET_SPACE
 from mnas.supernet import build_supernet, plan_slots
