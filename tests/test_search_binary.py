@@ -86,3 +86,31 @@ def test_existing_work_dir_without_resume(tmp_path):
     result = _run(f"--work_dir={work_dir}")
     assert result.returncode != 0
     assert "already holds a search; pass --resume" in result.stderr
+
+
+def test_predicted_latency_without_a_table_says_how_to_build_one(tmp_path):
+    lut = tmp_path / "absent.lut.jsonl"
+    result = _run(
+        f"--work_dir={tmp_path / 'run'}", "--latency=predicted", f"--lut={lut}"
+    )
+    assert result.returncode != 0
+    assert f"no lookup table at {lut}; build one with" in result.stderr
+    assert "mnas-latency --build_lut" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_predicted_latency_refuses_a_table_of_another_backend(tmp_path):
+    from mnas.latency.lut import LookupTable
+    from mnas.latency.testing import synthetic_table
+
+    synthetic = synthetic_table()
+    lut = tmp_path / "synthetic.lut.jsonl"
+    LookupTable.create(lut, synthetic.header)
+    result = _run(
+        f"--work_dir={tmp_path / 'run'}", "--latency=verified", f"--lut={lut}"
+    )
+    assert result.returncode != 0
+    assert "was measured on backend [synthetic;" in result.stderr
+    assert "not on [host;" in result.stderr
+    assert not (tmp_path / "run").exists()
