@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from typing import Any
 
+from mnas.atomic_io import write_bytes_atomic
 from mnas.search_space import ArchSpec
 
 _DATA_CACHE: dict[str, Any] = {}
@@ -63,11 +63,7 @@ def export_trained(spec: ArchSpec, model, resolution: int, path: str) -> int:
     deployed = build_model(spec, (resolution, resolution, 3), num_classes)
     deployed.set_weights(model.get_weights())
     flatbuffer = export_tflite(deployed)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "wb") as handle:
-        handle.write(flatbuffer)
-    os.replace(partial, path)
+    write_bytes_atomic(path, flatbuffer)
     return len(flatbuffer)
 
 

@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnas.atomic_io import write_json_atomic
 from mnas.search_space import ArchSpec
 
 STRATEGIES = ("default", "mirrored", "tpu")
@@ -283,14 +284,6 @@ def _check_resumable(work_dir: str, record: dict[str, Any]) -> None:
         )
 
 
-def _write_json(path: str, data: Any) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(partial, path)
-
-
 def train(
     spec: ArchSpec,
     config: FullTrainingConfig,
@@ -312,7 +305,7 @@ def train(
     }
     os.makedirs(work_dir, exist_ok=True)
     _check_resumable(work_dir, record)
-    _write_json(os.path.join(work_dir, CONFIG_FILE), record)
+    write_json_atomic(os.path.join(work_dir, CONFIG_FILE), record)
 
     keras.utils.set_random_seed(config.seed)
     if config.dataset in IN_MEMORY_DATASETS:

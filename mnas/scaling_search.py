@@ -15,7 +15,6 @@ Library code: configs in, results out; the binary (``mnas-scale
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import tempfile
@@ -23,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mnas.atomic_io import write_json_atomic
 from mnas.data import DataConfig, load_proxy_data
 from mnas.report import format_table
 from mnas.reward import RewardConfig, compute_reward
@@ -193,9 +193,7 @@ class ScalingSearchResult:
     def write(self, output_dir: str) -> str:
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, RESULTS_FILE)
-        with open(path + ".partial", "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
-        os.replace(path + ".partial", path)
+        write_json_atomic(path, self.to_dict())
         return path
 
 

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from mnas.atomic_io import write_json_atomic
 from mnas.journal import Journal, TrialRecord
 from mnas.progress import Progress
 from mnas.reward import RewardConfig, compute_reward
@@ -149,16 +150,6 @@ class Backend(Protocol):
     def measure(self, tflite_path: str) -> Any: ...
 
 
-def _write_json_atomic(path: str, data: Any) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
 class Search:
     """One search in one work directory. ``run()`` returns the best trials."""
 
@@ -217,7 +208,7 @@ class Search:
             raise SearchConfigError(
                 f"cannot resume: {config_path} is missing, so the journal's config is unknown"
             )
-        _write_json_atomic(config_path, current)
+        write_json_atomic(config_path, current)
         for sub in (MODELS_DIR, CONTROLLER_DIR):
             os.makedirs(self._path(sub), exist_ok=True)
 
@@ -508,7 +499,7 @@ class Search:
             if record.finished and path not in keep and os.path.exists(path):
                 os.remove(path)
         entries = [self._best_entry(rank, r) for rank, r in enumerate(best, 1)]
-        _write_json_atomic(
+        write_json_atomic(
             self._path(BEST_FILE),
             {
                 "search_space": self.space.identity(),

@@ -23,6 +23,7 @@ import json
 import os
 from typing import Any
 
+from mnas.atomic_io import write_json_atomic
 from mnas.search_space import ArchSpec
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -97,7 +98,7 @@ def save_weights(model, meta: WeightsMeta, directory: str) -> str:
         "weights_file": WEIGHTS_FILE,
         "sha256": digest,
     }
-    _write_json(os.path.join(directory, META_FILE), record)
+    write_json_atomic(os.path.join(directory, META_FILE), record)
     return directory
 
 
@@ -185,14 +186,6 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _write_json(path: str, data: Any) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(partial, path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,13 +16,13 @@ With --output_dir, writes config.json and results.json there.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 from absl import app, flags
 
+from mnas.atomic_io import write_json_atomic
 from mnas.flags.arch import define_arch_flags, load_arch
 from mnas.flags.evaluation import (
     define_checkpoint_flags,
@@ -119,7 +119,7 @@ def _arch_or_none():
 
 def _write_outputs(loaded, config, source, result) -> None:
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    _write_json(
+    write_json_atomic(
         os.path.join(FLAGS.output_dir, "config.json"),
         {
             "binary": "mnas-eval",
@@ -129,18 +129,10 @@ def _write_outputs(loaded, config, source, result) -> None:
             "eval": config.to_dict(),
         },
     )
-    _write_json(
+    write_json_atomic(
         os.path.join(FLAGS.output_dir, "results.json"),
         {"source": source.description, **result.to_dict()},
     )
-
-
-def _write_json(path: str, data) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(partial, path)
 
 
 def run() -> None:

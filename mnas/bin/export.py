@@ -25,12 +25,12 @@ interpreter) and reports each file's top-1 agreement with the Keras model.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from absl import app, flags
 
+from mnas.atomic_io import write_bytes_atomic, write_json_atomic
 from mnas.flags.arch import arch_from_flags, define_arch_flags
 from mnas.flags.evaluation import (
     define_checkpoint_flags,
@@ -149,14 +149,14 @@ def main(argv: list[str]) -> int:
         path = os.path.join(
             FLAGS.output_dir, f"{stem}_{FILE_SUFFIX[quantization]}.tflite"
         )
-        _write_bytes(path, data)
+        write_bytes_atomic(path, data)
         written[quantization] = path
         flatbuffers[quantization] = data
         rows.append((quantization, os.path.basename(path), len(data), seconds))
 
     arch_path = os.path.join(FLAGS.output_dir, f"{stem}.json")
-    _write_json(arch_path, spec.to_dict())
-    _write_json(
+    write_json_atomic(arch_path, spec.to_dict())
+    write_json_atomic(
         os.path.join(FLAGS.output_dir, "config.json"),
         {
             "binary": "mnas-export",
@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
     print(f"architecture: {arch_path}")
     if eval_config is not None:
         results = _evaluate_exports(model, flatbuffers, written, eval_config)
-        _write_json(os.path.join(FLAGS.output_dir, "eval.json"), results)
+        write_json_atomic(os.path.join(FLAGS.output_dir, "eval.json"), results)
     return 0
 
 
@@ -306,21 +306,6 @@ def _size_table(rows) -> str:
         ("file", "quantization", "bytes", "MiB", "size / float", "export s"),
         table_rows,
     )
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    partial = path + ".partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)
-
-
-def _write_json(path: str, data) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(partial, path)
 
 
 def run() -> None:

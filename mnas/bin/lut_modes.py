@@ -7,11 +7,11 @@ module gets a frozen ``LutJob`` and never reads FLAGS.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
 
+from mnas.atomic_io import write_json_atomic
 from mnas.flags.latency import LatencyConfig, load_predictor
 from mnas.latency.errors import LatencyError
 from mnas.progress import Progress, format_duration
@@ -149,8 +149,5 @@ def _evaluate(job: LutJob, config: LatencyConfig, predictor, space) -> int:
 
 
 def _write(job: LutJob, result: dict) -> None:
-    os.makedirs(job.output_dir, exist_ok=True)
     for name, data in (("config.json", job.to_dict()), ("predictor.json", result)):
-        with open(os.path.join(job.output_dir, name), "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        write_json_atomic(os.path.join(job.output_dir, name), data)

@@ -29,6 +29,7 @@ import time
 
 from absl import app, flags
 
+from mnas.atomic_io import write_bytes_atomic
 from mnas.flags.arch import arch_from_flags, define_arch_flags
 from mnas.flags.latency import (
     backend_from_config,
@@ -205,9 +206,7 @@ def _export(member, folder: str) -> str:
     res = member.resolution
     model = build_model(member, (res, res, 3), FLAGS.num_classes)
     path = os.path.join(folder, f"{member.name}.tflite")
-    with open(path + ".partial", "wb") as handle:
-        handle.write(export_tflite(model))
-    os.replace(path + ".partial", path)
+    write_bytes_atomic(path, export_tflite(model))
     keras.backend.clear_session()
     return path
 
