@@ -79,8 +79,8 @@ class DnasConfig:
     beta: float = 0.6
     lam: float = 0.1
     target_ms: float = 7.0
-    epochs: int = 8
-    warmup_epochs: int = 2
+    epochs: int = 6
+    warmup_epochs: int = 1
     initial_temperature: float = 5.0
     temperature_decay: float = 0.045
     batch_size: int = 32
@@ -332,6 +332,9 @@ class DnasSearch:
         self.record = tf.Variable("", dtype=tf.string, trainable=False)
         self.checkpoint = tf.train.Checkpoint(
             net=self.net,
+            # By position too: batch-norm statistics live on plain helper
+            # objects, which attribute tracking does not reach.
+            net_variables=list(self.net.variables),
             w_opt=self.w_opt,
             t_opt=self.t_opt,
             generator=self.generator,
@@ -346,6 +349,16 @@ class DnasSearch:
         self.journal = EpochJournal(self._path(JOURNAL_FILE))
         self._repair_journal()
         self._make_functions()
+
+    def checkpointed_variables(self) -> list:
+        """Everything a checkpoint holds (tests compare them across a resume)."""
+        return [
+            *self.net.variables,
+            *self.w_opt.variables,
+            *self.t_opt.variables,
+            self.generator.state,
+            self.epoch,
+        ]
 
     # -- work directory ------------------------------------------------------
     def _path(self, *parts: str) -> str:

@@ -36,3 +36,24 @@ def small_digits(max_train_examples: int = 300):
     return load_proxy_data(
         DataConfig(max_train_examples=max_train_examples, max_eval_examples=200)
     )
+
+
+# One block of up to two layers: the cheapest supernet that still has every
+# decision kind, for tests that construct whole searches.
+MICRO_SPACE = FactorizedSearchSpace(
+    name="micro",
+    version=1,
+    skeleton=(SkeletonBlock(1, 16, 1, 2),),
+    head_filters=32,
+    resolution=64,
+)
+
+
+@functools.cache
+def micro_latency(sharing: str = "block"):
+    from mnas.latency.expected import ExpectedLatency
+    from mnas.latency.predictor import LatencyPredictor
+    from mnas.latency.testing import synthetic_table
+
+    predictor = LatencyPredictor(synthetic_table(MICRO_SPACE, num_classes=10))
+    return ExpectedLatency(predictor, MICRO_SPACE, sharing), predictor
