@@ -54,7 +54,7 @@ def define_dnas_flags() -> None:
     flags.DEFINE_float(
         "target_ms", 7.0, "Latency normaliser T of the proxyless loss, in ms."
     )
-    flags.DEFINE_integer("epochs", 6, "Search epochs (weights, then theta, each).")
+    flags.DEFINE_integer("epochs", 5, "Search epochs (weights, then theta, each).")
     flags.DEFINE_integer("warmup_epochs", 1, "First epochs train weights only.")
     flags.DEFINE_float("initial_temperature", 5.0, "Gumbel-softmax temperature tau0.")
     flags.DEFINE_float("temperature_decay", 0.045, "tau = tau0 * exp(-decay * epoch).")

@@ -79,7 +79,7 @@ class DnasConfig:
     beta: float = 0.6
     lam: float = 0.1
     target_ms: float = 7.0
-    epochs: int = 6
+    epochs: int = 5
     warmup_epochs: int = 1
     initial_temperature: float = 5.0
     temperature_decay: float = 0.045
@@ -402,6 +402,9 @@ class DnasSearch:
     def _make_functions(self) -> None:
         import tensorflow as tf
 
+        # No autograph: nothing here branches on tensors, and autograph
+        # re-reads this file's source at trace time (an edit during a run
+        # broke a trace), besides costing trace time on a big graph.
         config, net = self.config, self.net
         n_w = len(self.w_vars)
 
@@ -423,7 +426,7 @@ class DnasSearch:
             hits = tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32)
             return total, ce, lat, factor, tf.reduce_mean(hits)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def gradients(images, labels):
             with tf.GradientTape() as tape:
                 total, ce, lat, factor, acc = loss_terms(images, labels)
@@ -431,15 +434,15 @@ class DnasSearch:
             w_grads = [g / tf.stop_gradient(factor) for g in grads[:n_w]]
             return (total, ce, lat, acc), w_grads, grads[n_w:]
 
-        @tf.function
+        @tf.function(autograph=False)
         def apply_weights(grads):
             self.w_opt.apply_gradients(zip(grads, self.w_vars))
 
-        @tf.function
+        @tf.function(autograph=False)
         def apply_theta(grads):
             self.t_opt.apply_gradients(zip(grads, self.t_vars))
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def predict(images):
             return tf.argmax(net(images, training=False), -1)
 

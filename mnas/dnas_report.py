@@ -55,12 +55,14 @@ def plot_theta(path: str, records: Sequence[Mapping[str, Any]], decisions) -> No
 
 def result_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Pressure, predicted and measured ms, accuracy, blocks."""
+    extra = any("in_run_ms" in r for r in rows)
     return format_table(
         (
             "loss",
             "pressure",
             "predicted ms",
             "measured ms",
+            *(("spread", "in-run ms") if extra else ()),
             "pred/meas",
             "accuracy",
             "supernet acc",
@@ -72,6 +74,7 @@ def result_table(rows: Sequence[Mapping[str, Any]]) -> str:
                 r["pressure"],
                 _fmt(r.get("predicted_ms")),
                 _fmt(r.get("latency_ms")),
+                *((r.get("spread", "-"), _fmt(r.get("in_run_ms"))) if extra else ()),
                 _fmt(_ratio(r.get("predicted_ms"), r.get("latency_ms")), 3),
                 _fmt(r.get("accuracy"), 3),
                 _fmt(r.get("supernet_accuracy"), 3),
