@@ -50,8 +50,14 @@ def measure_interleaved(
     backend: LatencyBackend,
     rounds: int = 3,
     progress: ProgressFn | None = None,
+    round_medians: list[list[float]] | None = None,
 ) -> list[float]:
-    """Median over ``rounds`` of each file's median, timing files round-robin."""
+    """Median over ``rounds`` of each file's median, timing files round-robin.
+
+    ``round_medians``, if given, receives each round's medians (one list per
+    round): two rounds of the same files show how far this machine's own
+    measurements disagree, the ceiling for any predictor checked against them.
+    """
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
     medians = np.zeros((rounds, len(paths)))
@@ -64,6 +70,8 @@ def measure_interleaved(
                 progress(
                     done, total, f"round {r + 1}/{rounds} {os.path.basename(path)}"
                 )
+    if round_medians is not None:
+        round_medians.extend([float(v) for v in row] for row in medians)
     return [float(v) for v in np.median(medians, axis=0)]
 
 
@@ -75,6 +83,7 @@ def measure_specs(
     resolution: int | None = None,
     progress: ProgressFn | None = None,
     folder: str | None = None,
+    round_medians: list[list[float]] | None = None,
 ) -> list[float]:
     """Exports every spec, then times them all in interleaved rounds."""
     with tempfile.TemporaryDirectory(prefix="mnas_whole_") as scratch:
@@ -89,7 +98,7 @@ def measure_specs(
             paths.append(path)
             if progress is not None:
                 progress(index + 1, len(specs), f"exported {spec.name}")
-        return measure_interleaved(paths, backend, rounds, progress)
+        return measure_interleaved(paths, backend, rounds, progress, round_medians)
 
 
 def sample_specs(space: FactorizedSearchSpace, count: int, seed: int) -> list[ArchSpec]:
@@ -184,10 +193,17 @@ class PredictorEvaluation:
     lut: PredictionQuality
     lut_uncalibrated: PredictionQuality
     macs_linear: PredictionQuality
+    round_medians_ms: tuple[tuple[float, ...], ...] = ()
+    #: Round 1's medians taken as a "prediction" of round 2's: the agreement of
+    #: two measurements of the same files, None with a single round.
+    repeat_measurement: PredictionQuality | None = None
 
     def table_rows(self) -> list[tuple]:
         rows = []
-        for q in (self.lut, self.lut_uncalibrated, self.macs_linear):
+        qualities = [self.lut, self.lut_uncalibrated, self.macs_linear]
+        if self.repeat_measurement is not None:
+            qualities.append(self.repeat_measurement)
+        for q in qualities:
             rows.append(
                 (
                     q.name,
@@ -239,6 +255,7 @@ def evaluate_predictor(
     predicted = [cold.predict(spec) for spec in specs]
     seconds = (time.process_time() - start) / max(1, len(specs))
     raw = [predictor.raw_ms(spec) for spec in specs]
+    round_medians: list[list[float]] = []
     measured = measure_specs(
         specs,
         backend,
@@ -247,7 +264,13 @@ def evaluate_predictor(
         resolution=header.resolution,
         progress=progress,
         folder=folder,
+        round_medians=round_medians,
     )
+    repeat = None
+    if len(round_medians) >= 2:
+        repeat = PredictionQuality.of(
+            "round 1 vs round 2 (same files)", round_medians[0], round_medians[1]
+        )
     macs = [
         compute_stats(
             spec, (header.resolution, header.resolution, 3), header.num_classes
@@ -270,4 +293,6 @@ def evaluate_predictor(
         macs_linear=PredictionQuality.of(
             "linear in multiply-adds", list(mac_predicted), measured
         ),
+        round_medians_ms=tuple(tuple(row) for row in round_medians),
+        repeat_measurement=repeat,
     )

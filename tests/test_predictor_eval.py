@@ -100,6 +100,13 @@ def test_measure_interleaved_is_round_robin_with_the_median_of_rounds():
     assert len(progress) == 6
 
 
+def test_measure_interleaved_hands_back_every_rounds_medians():
+    backend = ScriptedBackend({"a.tflite": [5, 1, 3], "b.tflite": [2, 9, 4]})
+    rounds = []
+    measure_interleaved(["a.tflite", "b.tflite"], backend, 3, None, rounds)
+    assert rounds == [[5.0, 2.0], [1.0, 9.0], [3.0, 4.0]]
+
+
 def test_measure_interleaved_one_round_and_bad_rounds():
     backend = ScriptedBackend({"x": [7.0]})
     assert measure_interleaved(["x"], backend, 1) == [7.0]
@@ -202,6 +209,8 @@ def test_evaluate_predictor_compares_with_measurements(tmp_path, fake_exports):
     )
     assert evaluation.macs_linear.name == "linear in multiply-adds"
     assert evaluation.predict_seconds_per_arch >= 0
+    assert evaluation.round_medians_ms == (tuple(measured),)
+    assert evaluation.repeat_measurement is None  # one round: nothing to compare
     rows = evaluation.table_rows()
     assert [r[0] for r in rows] == [
         "lookup table (calibrated)",
