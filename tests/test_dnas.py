@@ -223,3 +223,13 @@ def test_supernet_learns_and_theta_entropy_falls(tmp_path):
     assert records[-1]["val_accuracy"] > 0.5  # chance is 0.1
     assert records[-1]["theta_entropy"] < records[0]["theta_entropy"] - 0.01
     assert os.path.exists(os.path.join(config.work_dir, THETA_PLOT))
+
+
+def test_layer_sharing_search_derives_the_decoded_argmax(tmp_path):
+    config = _config(tmp_path / "run", sharing="layer", epochs=2, loss="proxyless")
+    search = _search(config)
+    entry = search.run()
+    assert len(entry["actions"]) == len(MICRO_SPACE.layerwise_decisions())
+    spec = MICRO_SPACE.decode_for("layer", entry["actions"])
+    assert entry["block_strings"] == list(spec.block_strings)
+    assert search.net.derive() == spec
