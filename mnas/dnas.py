@@ -39,6 +39,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from mnas.atomic_io import write_json_atomic
+
 CONFIG_FILE = "config.json"
 JOURNAL_FILE = "epochs.jsonl"
 BEST_FILE = "best.json"
@@ -162,16 +164,6 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
         for key in sorted(set(saved) | set(current))
         if key not in RESUMABLE_FIELDS and saved.get(key) != current.get(key)
     ]
-
-
-def _write_json_atomic(path: str, data: Any) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 class EpochJournal:
@@ -382,7 +374,7 @@ class DnasSearch:
                     f"cannot resume: {self.config.work_dir} belongs to a different "
                     "config:\n  " + "\n  ".join(differences)
                 )
-        _write_json_atomic(path, current)
+        write_json_atomic(path, current)
         os.makedirs(self._path(MODELS_DIR), exist_ok=True)
 
     def _repair_journal(self) -> None:
@@ -618,7 +610,7 @@ class DnasSearch:
             "latency": latency,
             "timings": {"train_s": train_s, "export_s": export_s},
         }
-        _write_json_atomic(
+        write_json_atomic(
             self._path(BEST_FILE),
             {
                 "search_space": self.space.identity(),
