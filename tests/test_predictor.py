@@ -171,7 +171,7 @@ def test_a_backend_other_than_the_tables_is_refused(space):
 def test_fit_recovers_scale_and_offset_exactly():
     raw = [1.0, 2.0, 3.5, 5.0, 8.0]
     measured = [1.08 * r + 0.25 for r in raw]
-    calibration = fit_calibration(raw, measured, names=list("abcde"))
+    calibration = fit_calibration(raw, measured, names=list("abcde"), with_offset=True)
     assert calibration.scale == pytest.approx(1.08, abs=1e-12)
     assert calibration.offset_ms == pytest.approx(0.25, abs=1e-12)
     report = calibration.report
@@ -186,7 +186,7 @@ def test_fit_recovers_scale_and_offset_exactly():
     assert report["uncalibrated_ratio_mean"] == round(float(ratio), 4)
 
 
-def test_fewer_than_four_models_fit_the_scale_only():
+def test_the_default_fit_is_the_scale_only():
     raw, measured = [1.0, 2.0, 4.0], [1.2, 2.1, 4.4]
     calibration = fit_calibration(raw, measured)
     scale = (1.2 + 4.2 + 17.6) / 21.0  # raw·measured / raw·raw
@@ -199,6 +199,10 @@ def test_fewer_than_four_models_fit_the_scale_only():
     assert calibration.report["mean_abs_rel_error"] == round(np.mean(errors), 4)
     forced = fit_calibration([1.0, 2.0, 4.0], [1.5, 2.5, 4.5], with_offset=True)
     assert forced.scale == pytest.approx(1.0) and forced.offset_ms == pytest.approx(0.5)
+    five = fit_calibration([1, 2, 3, 4, 5], [2.0, 3.0, 4.0, 5.0, 6.0])
+    assert five.offset_ms == 0.0 and five.report["with_offset"] is False
+    with pytest.raises(ValueError, match="fitting an offset needs at least 2 models"):
+        fit_calibration([1.0], [1.1], with_offset=True)
 
 
 def test_noisy_fit_reports_its_quality():
@@ -238,7 +242,9 @@ def test_describe_calibration():
 def test_calibration_survives_the_file(tmp_path, space):
     path = tmp_path / "t.jsonl"
     table, _ = _table_with(path, FixedBackend(), space)
-    calibration = fit_calibration([1, 2, 3, 4], [1.5, 2.5, 3.5, 4.5], list("wxyz"))
+    calibration = fit_calibration(
+        [1, 2, 3, 4], [1.5, 2.5, 3.5, 4.5], list("wxyz"), with_offset=True
+    )
     table.set_calibration(calibration)
     loaded = LookupTable.load(path).calibration
     assert loaded.scale == pytest.approx(1.0) and loaded.offset_ms == pytest.approx(0.5)

@@ -160,19 +160,19 @@ def test_calibrate_fits_and_stores_the_calibration(tmp_path, fake_exports):
     space, predictor = _predictor(path)
     specs = sample_specs(space, 4, seed=1)
     raw = [predictor.raw_ms(s) for s in specs]
-    whole = {f"arch{i:04d}.tflite": 1.1 * r + 0.05 for i, r in enumerate(raw)}
+    whole = {f"arch{i:04d}.tflite": 1.1 * r for i, r in enumerate(raw)}
     backend = FixedBackend(ms_by_name=whole)
     calibration = calibrate(predictor, specs, backend, rounds=2)
     assert fake_exports == [(s.name, 32, NUM_CLASSES) for s in specs]
     assert backend.calls == list(whole) * 2
     assert calibration.scale == pytest.approx(1.1, rel=1e-9)
-    assert calibration.offset_ms == pytest.approx(0.05, abs=1e-9)
+    assert calibration.offset_ms == 0.0  # scale only by default
     assert calibration.report["models"] == [s.name for s in specs]
     assert calibration == fit_calibration(
         raw, list(whole.values()), [s.name for s in specs]
     )
     assert LookupTable.load(path).calibration == calibration
-    assert predictor.predict(specs[0]) == pytest.approx(1.1 * raw[0] + 0.05)
+    assert predictor.predict(specs[0]) == pytest.approx(1.1 * raw[0])
 
 
 def test_evaluate_predictor_compares_with_measurements(tmp_path, fake_exports):
