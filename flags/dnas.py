@@ -7,13 +7,16 @@ controller flags this binary has no use for, so they are declared here again).
 
 from __future__ import annotations
 
+import os
 import time
 
 from absl import flags
 
 from mnas.dnas import LOSSES, SHARINGS, DnasConfig
+from mnas.flags.latency import DEFAULT_LUT_PATH
 
-DEFAULT_LUT = "runs/lut/host.lut.jsonl"
+# The table mnas-latency --build_lut writes by default for the host backend.
+DEFAULT_LUT = DEFAULT_LUT_PATH.format(backend="host", space="mnasnet")
 
 
 def define_dnas_flags() -> None:
@@ -118,7 +121,7 @@ def dnas_config_from_flags(flag_values: flags.FlagValues) -> DnasConfig:
         data=data,
         trainer={"epochs": flag_values.final_epochs},
         deployment_resolution=flag_values.deployment_resolution,
-        lut_path=flag_values.lut,
+        lut_path=os.path.expanduser(flag_values.lut),
         lut_calibrated=flag_values.lut_calibrated,
         seed=flag_values.seed,
     )

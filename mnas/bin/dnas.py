@@ -1,8 +1,9 @@
 """mnas-dnas: differentiable platform-aware search (FBNet) over the MnasNet space.
 
 With no flags it searches the embedded default (scikit-learn's digits at 32 px)
-with the host lookup table at runs/lut/host.lut.jsonl, then trains, exports
-and times the derived architecture (LiteRT, XNNPACK, 1 thread, 224x224).
+with the host lookup table that `mnas-latency --build_lut` writes by default,
+then trains, exports and times the derived architecture (LiteRT, XNNPACK,
+1 thread, 224x224).
 """
 
 import os
