@@ -40,8 +40,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from mnas.atomic_io import write_json_atomic
+from mnas.work_dir import claim_work_dir
 
-CONFIG_FILE = "config.json"
 JOURNAL_FILE = "epochs.jsonl"
 BEST_FILE = "best.json"
 THETA_PLOT = "theta.png"
@@ -156,14 +156,6 @@ class DnasConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DnasConfig:
         return cls(**data)
-
-
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list:
-    return [
-        f"{key}: saved {saved.get(key)!r}, now {current.get(key)!r}"
-        for key in sorted(set(saved) | set(current))
-        if key not in RESUMABLE_FIELDS and saved.get(key) != current.get(key)
-    ]
 
 
 class EpochJournal:
@@ -357,24 +349,13 @@ class DnasSearch:
         return os.path.join(self.config.work_dir, *parts)
 
     def _prepare_work_dir(self, resume: bool) -> None:
-        os.makedirs(self.config.work_dir, exist_ok=True)
-        path = self._path(CONFIG_FILE)
-        current = json.loads(json.dumps(self.config.to_dict()))
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                saved = json.load(handle)
-            if not resume:
-                raise DnasConfigError(
-                    f"{self.config.work_dir} already holds a search; pass --resume "
-                    "to continue it or choose a new --work_dir"
-                )
-            differences = config_differences(saved, current)
-            if differences:
-                raise DnasConfigError(
-                    f"cannot resume: {self.config.work_dir} belongs to a different "
-                    "config:\n  " + "\n  ".join(differences)
-                )
-        write_json_atomic(path, current)
+        claim_work_dir(
+            self.config.work_dir,
+            self.config.to_dict(),
+            resume,
+            RESUMABLE_FIELDS,
+            DnasConfigError,
+        )
         os.makedirs(self._path(MODELS_DIR), exist_ok=True)
 
     def _repair_journal(self) -> None:

@@ -28,7 +28,6 @@ the predicted one, so the controller sees one consistent signal).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -40,8 +39,8 @@ from mnas.journal import Journal, TrialRecord
 from mnas.progress import Progress
 from mnas.reward import RewardConfig, compute_reward
 from mnas.search_space import ArchSpec, get_search_space
+from mnas.work_dir import claim_work_dir
 
-CONFIG_FILE = "config.json"
 JOURNAL_FILE = "trials.jsonl"
 BEST_FILE = "best.json"
 PARETO_FILE = "pareto.png"
@@ -125,19 +124,6 @@ class SearchConfig:
         return cls(**data)
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable differences that forbid a resume."""
-    differences = []
-    for key in sorted(set(saved) | set(current)):
-        if key in RESUMABLE_FIELDS:
-            continue
-        if saved.get(key) != current.get(key):
-            differences.append(
-                f"{key}: saved {saved.get(key)!r}, now {current.get(key)!r}"
-            )
-    return differences
-
-
 class Pool(Protocol):
     def free_slots(self) -> int: ...
     def busy(self) -> int: ...
@@ -187,28 +173,14 @@ class Search:
         return os.path.join(self.config.work_dir, *parts)
 
     def _prepare_work_dir(self, resume: bool) -> None:
-        os.makedirs(self.config.work_dir, exist_ok=True)
-        config_path = self._path(CONFIG_FILE)
-        current = json.loads(json.dumps(self.config.to_dict()))
-        if os.path.exists(config_path):
-            with open(config_path, encoding="utf-8") as handle:
-                saved = json.load(handle)
-            if not resume:
-                raise SearchConfigError(
-                    f"{self.config.work_dir} already holds a search; pass --resume to "
-                    "continue it or choose a new --work_dir"
-                )
-            differences = config_differences(saved, current)
-            if differences:
-                raise SearchConfigError(
-                    f"cannot resume: {self.config.work_dir} belongs to a different "
-                    "config:\n  " + "\n  ".join(differences)
-                )
-        elif resume and os.path.exists(self._path(JOURNAL_FILE)):
-            raise SearchConfigError(
-                f"cannot resume: {config_path} is missing, so the journal's config is unknown"
-            )
-        write_json_atomic(config_path, current)
+        claim_work_dir(
+            self.config.work_dir,
+            self.config.to_dict(),
+            resume,
+            RESUMABLE_FIELDS,
+            SearchConfigError,
+            state_file=JOURNAL_FILE,
+        )
         for sub in (MODELS_DIR, CONTROLLER_DIR):
             os.makedirs(self._path(sub), exist_ok=True)
 
