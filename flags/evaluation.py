@@ -107,3 +107,17 @@ def eval_config_from_flags(
         batch_size=value("batch_size"),
         max_examples=value("max_examples"),
     )
+
+
+def load_checkpoint_from_flags(flag_values: flags.FlagValues, spec):
+    """``mnas.weights.load_any`` for --checkpoint and the flags of
+    :func:`define_checkpoint_flags`; ValueError-derived errors name the problem."""
+    from mnas.weights import load_any
+
+    return load_any(
+        flag_values.checkpoint,
+        spec,
+        checkpoint_format=flag_values.checkpoint_format,
+        num_classes=flag_values.num_classes,
+        prefer_ema=flag_values.prefer_ema,
+    )

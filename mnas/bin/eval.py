@@ -29,6 +29,7 @@ from mnas.flags.evaluation import (
     define_eval_data_flags,
     define_tfds_flags,
     eval_config_from_flags,
+    load_checkpoint_from_flags,
 )
 from mnas.flags.latency import quiet_tensorflow
 from mnas.search_space import SpecError
@@ -57,17 +58,11 @@ def main(argv: list[str]) -> int:
     from mnas.data import DataError
     from mnas.evaluation import evaluate, keras_predictor
     from mnas.official_checkpoint import CheckpointError
-    from mnas.weights import WeightsError, load_any
+    from mnas.weights import WeightsError
 
     start = time.perf_counter()
     try:
-        loaded = load_any(
-            FLAGS.checkpoint,
-            spec,
-            checkpoint_format=FLAGS.checkpoint_format,
-            num_classes=FLAGS.num_classes,
-            prefer_ema=FLAGS.prefer_ema,
-        )
+        loaded = load_checkpoint_from_flags(FLAGS, spec)
     except (WeightsError, CheckpointError, SpecError) as error:
         raise app.UsageError(str(error)) from None
     print(f"loaded {loaded.description} in {time.perf_counter() - start:.1f} s")

@@ -37,6 +37,7 @@ from mnas.flags.evaluation import (
     define_eval_data_flags,
     define_tfds_flags,
     eval_config_from_flags,
+    load_checkpoint_from_flags,
 )
 from mnas.flags.latency import quiet_tensorflow
 from mnas.search_space import ArchSpec, SpecError
@@ -220,16 +221,10 @@ def _file_stem(name: str) -> str:
 def _load_checkpoint(spec):
     """Model, spec, input preprocessing and description from --checkpoint."""
     from mnas.official_checkpoint import CheckpointError
-    from mnas.weights import WeightsError, load_any
+    from mnas.weights import WeightsError
 
     try:
-        loaded = load_any(
-            FLAGS.checkpoint,
-            spec,
-            checkpoint_format=FLAGS.checkpoint_format,
-            num_classes=FLAGS.num_classes,
-            prefer_ema=FLAGS.prefer_ema,
-        )
+        loaded = load_checkpoint_from_flags(FLAGS, spec)
     except (WeightsError, CheckpointError, SpecError) as error:
         raise app.UsageError(str(error)) from None
     return loaded.model, loaded.spec, loaded.preprocessing, loaded.description
