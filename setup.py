@@ -1,28 +1,48 @@
 """Installs the whole workspace under one import root, ``mnas``.
 
 The top-level folders are mapped into sub-packages so that nothing is
-installed under a generic name such as ``flags``.
+installed under a generic name such as ``flags``; every folder below them
+that holds an ``__init__.py`` becomes a sub-package of its root.
 """
+
+import os
 
 from setuptools import setup
 
-_SUBPACKAGES = {
+_ROOTS = {
+    "mnas": "mnas",
     "mnas.search_space": "search_space",
     "mnas.controller": "controller",
     "mnas.latency": "latency",
     "mnas.flags": "flags",
 }
 
+
+def _packages() -> list[str]:
+    found = []
+    for package, folder in _ROOTS.items():
+        for path, _, files in os.walk(folder):
+            if "__init__.py" not in files:
+                continue
+            relative = os.path.relpath(path, folder)
+            parts = [] if relative == "." else relative.split(os.sep)
+            name = ".".join([package, *parts])
+            # mnas/ holds the other roots' names only as mapped packages.
+            if name not in found:
+                found.append(name)
+    return found
+
+
 setup(
     name="mnas",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "TensorFlow/Keras reimplementation of MnasNet platform-aware "
         "neural architecture search."
     ),
     python_requires=">=3.11",
-    packages=["mnas", "mnas.bin", *_SUBPACKAGES],
-    package_dir={"mnas": "mnas", **_SUBPACKAGES},
+    packages=_packages(),
+    package_dir=_ROOTS,
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tensorflow-datasets>=4.9",
@@ -36,12 +56,12 @@ setup(
         "tensorboard>=2.20",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "import-linter>=2.1"],
     },
     entry_points={
         "console_scripts": [
             "mnas-describe=mnas.bin.describe:run",
-            "mnas-latency=mnas.bin.latency_main:run",
+            "mnas-latency=mnas.bin.latency:run",
             "mnas-export=mnas.bin.export:run",
             "mnas-search=mnas.bin.search:run",
             "mnas-scale=mnas.bin.scale:run",

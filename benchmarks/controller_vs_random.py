@@ -39,7 +39,7 @@ def run_controller(
 ) -> list[float]:
     """Predicted latencies of every sample, in proposal order."""
     from mnas.controller import ControllerConfig, make_controller
-    from mnas.reward import RewardConfig, compute_reward
+    from mnas.search.reward import RewardConfig, compute_reward
 
     controller = make_controller(
         kind, space.decisions(), ControllerConfig(batch_size=batch_size, seed=seed)
@@ -79,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from mnas.latency.lut import LookupTable
-    from mnas.latency.predictor import LatencyPredictor
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
+    from mnas.latency.lut.predictor import LatencyPredictor
+    from mnas.latency.lut.table import LookupTable
     from mnas.search_space import MNASNET_SPACE
 
     space = MNASNET_SPACE

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from mnas.dnas_report import result_table
+from mnas.dnas.report import result_table
 
 
 def main() -> int:
@@ -74,7 +74,7 @@ def main() -> int:
     # Each run timed its model once, minutes apart under varying load; time
     # them again in interleaved rounds (model A, B, C, A, B, C...) and take
     # the median per model, as docs/latency.md advises on this shared host.
-    from mnas.latency.host import HostBackend
+    from mnas.latency.backends.host import HostBackend
 
     backend = HostBackend()
     samples: list[list[float]] = [[] for _ in rows]

@@ -80,7 +80,7 @@ def build_keras_model(name: str):
     """The named reference model at 224x224, random weights, 1000 classes."""
     import keras
 
-    from mnas.model_builder import build_model
+    from mnas.model.builder import build_model
     from mnas.search_space import get_preset
 
     apps = keras.applications
@@ -164,7 +164,7 @@ def host_measure(
 
     Returns (median ms, fastest run ms).
     """
-    from mnas.latency.host import HostBackend
+    from mnas.latency.backends.host import HostBackend
 
     backend = HostBackend(
         num_threads=1,
@@ -228,7 +228,7 @@ def make_table(timings: dict[str, ModelTiming]) -> tuple[str, dict[str, float]]:
     Correlations are keyed ``median`` and (when round minimums exist)
     ``fastest``, over the models that have a paper figure.
     """
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
 
     have_fastest = all(t.round_mins for t in timings.values())
     host_ratio = ratios_to(timings, REFERENCE_MODEL)
@@ -290,8 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from mnas.latency.affinity import parse_cpu_list
-    from mnas.latency.sysinfo import host_cpu_model, litert_version
+    from mnas.latency.backends.affinity import parse_cpu_list
+    from mnas.latency.backends.sysinfo import host_cpu_model, litert_version
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in PAPER_PIXEL1_MS]

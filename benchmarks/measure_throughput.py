@@ -148,7 +148,7 @@ def export_no_savedmodel(model) -> tuple[bytes, dict[str, float]]:
 def build_graphdef(spec, resolution: int = RESOLUTION, num_classes: int = 1000):
     """Prototype: the spec as a TF1 GraphDef, batch norm pre-folded, no Keras.
 
-    Mirrors ``mnas.model_builder`` layer for layer (stem, MBConv / dsconv /
+    Mirrors ``mnas.model.builder`` layer for layer (stem, MBConv / dsconv /
     conv, squeeze-excite, identity and pooling skips, head, classifier)
     with each conv + batch norm written as conv + bias, the form the
     converter folds Keras' graph into.  Weights are random: float latency
@@ -157,7 +157,7 @@ def build_graphdef(spec, resolution: int = RESOLUTION, num_classes: int = 1000):
     import numpy as np
     import tensorflow as tf
 
-    from mnas.layer_plan import plan_layers
+    from mnas.model.plan import plan_layers
 
     rng = np.random.default_rng(0)
     act = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "swish": tf.nn.silu}[
@@ -255,7 +255,7 @@ def interleaved_ratio(
 ) -> tuple[float, float]:
     """Timed alternately: medians over rounds of b/a for the median run and
     for the fastest run (the steadier one on a loaded machine)."""
-    from mnas.latency.host import HostBackend
+    from mnas.latency.backends.host import HostBackend
 
     backend = HostBackend(
         warmup_runs=2, warmup_min_secs=0.0, num_runs=20, min_secs=0.0, cpus=cpus
@@ -327,11 +327,11 @@ def measure_candidate(
     """Every step of every path for one candidate."""
     import keras
 
+    from mnas.latency.backends.host import HostBackend
     from mnas.latency.export import export_tflite
-    from mnas.latency.host import HostBackend
-    from mnas.layer_plan import plan_layers
-    from mnas.model_builder import build_model
-    from mnas.stats import compute_stats
+    from mnas.model.builder import build_model
+    from mnas.model.cost import compute_stats
+    from mnas.model.plan import plan_layers
 
     shape = (resolution, resolution, 3)
     cost = CandidateCost(spec.name, compute_stats(spec, shape, 1000).macs)
@@ -392,9 +392,9 @@ def measure_lut_entry(
     """Build, convert (no SavedModel) and time one layer alone: a table entry."""
     import keras
 
-    from mnas.latency.host import HostBackend
-    from mnas.layer_plan import plan_layers
-    from mnas.model_builder import _layer, _Ops  # the builder's own layer code
+    from mnas.latency.backends.host import HostBackend
+    from mnas.model.builder import _layer, _Ops  # the builder's own layer code
+    from mnas.model.plan import plan_layers
 
     layer = plan_layers(spec, (RESOLUTION, RESOLUTION))[layer_index]
     keras.backend.clear_session()
@@ -424,7 +424,7 @@ def measure_lut_entry(
 
 
 def library_table(costs: Sequence[CandidateCost]) -> str:
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
 
     rows = []
     for c in costs:
@@ -467,7 +467,7 @@ def library_table(costs: Sequence[CandidateCost]) -> str:
 
 
 def alternatives_table(costs: Sequence[CandidateCost]) -> str:
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
 
     rows = []
     for c in costs:
@@ -549,8 +549,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from absl import logging
 
-    from mnas.latency.affinity import parse_cpu_list
-    from mnas.latency.sysinfo import host_cpu_model, litert_version, package_version
+    from mnas.latency.backends.affinity import parse_cpu_list
+    from mnas.latency.backends.sysinfo import (
+        host_cpu_model,
+        litert_version,
+        package_version,
+    )
 
     logging.set_verbosity(logging.ERROR)  # the converter's deprecation notices
     cpus = parse_cpu_list(args.cpus) if args.cpus else (max(os.sched_getaffinity(0)),)
@@ -604,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(alternatives_table(costs))
     if lut:
-        from mnas.report import format_table
+        from mnas.io.tables import format_table
 
         print()
         print("One lookup-table entry (one MnasNet-A1 layer alone, bare path):")

@@ -39,13 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from mnas.latency.affinity import parse_cpu_list
-    from mnas.latency.host import HostBackend
-    from mnas.latency.lut_builder import build_space_table, open_or_create
-    from mnas.latency.predictor import LatencyPredictor, describe_calibration
-    from mnas.predictor_eval import calibrate, evaluate_predictor, sample_specs
-    from mnas.progress import Progress
-    from mnas.report import format_table
+    from mnas.io.progress import Progress
+    from mnas.io.tables import format_table
+    from mnas.latency.backends.affinity import parse_cpu_list
+    from mnas.latency.backends.host import HostBackend
+    from mnas.latency.lut.builder import build_space_table, open_or_create
+    from mnas.latency.lut.calibration import calibrate, evaluate_predictor, sample_specs
+    from mnas.latency.lut.predictor import LatencyPredictor, describe_calibration
     from mnas.search_space import MNASNET_SPACE
 
     cpus = None if args.cpus is None else parse_cpu_list(args.cpus)

@@ -30,11 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from mnas.latency.host import HostBackend
-    from mnas.latency.lut import LookupTable
-    from mnas.latency.predictor import LatencyPredictor, describe_calibration
-    from mnas.predictor_eval import measure_interleaved
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
+    from mnas.latency.backends.host import HostBackend
+    from mnas.latency.lut.calibration import measure_interleaved
+    from mnas.latency.lut.predictor import LatencyPredictor, describe_calibration
+    from mnas.latency.lut.table import LookupTable
     from mnas.search_space import ArchSpec
 
     backend = HostBackend()

@@ -12,7 +12,7 @@ MAX_SEED = 2**31 - 1
 
 #: Per-algorithm defaults for fields left ``None``. They reach mean reward 0.9
 #: on the 42-decision known-reward task in about 120-220 updates of batch 8
-#: (tests/test_controller_lstm.py). A larger learning rate or a smaller
+#: (tests/controller/test_lstm.py). A larger learning rate or a smaller
 #: entropy weight collapses the policy onto a per-kind compromise before it
 #: learns the blocks; PPO steps several times per batch, so it needs less of
 #: both.

@@ -12,8 +12,8 @@ import time
 
 from absl import flags
 
-from mnas.dnas import LOSSES, SHARINGS, DnasConfig
-from mnas.flags.latency import DEFAULT_LUT_PATH
+from mnas.dnas.loop import LOSSES, SHARINGS, DnasConfig
+from mnas.latency.config import DEFAULT_LUT_PATH
 
 # The table mnas-latency --build_lut writes by default for the host backend.
 DEFAULT_LUT = DEFAULT_LUT_PATH.format(backend="host", space="mnasnet")

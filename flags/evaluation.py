@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnas.evaluation import CROP_PADDING, RESIZE_METHODS, EvalConfig
+from mnas.train.evaluation import CROP_PADDING, RESIZE_METHODS, EvalConfig
 
 
 def define_checkpoint_flags(required_help: str = "") -> None:
@@ -54,7 +54,7 @@ def define_eval_data_flags(
         f"{prefix}resize_method",
         "bicubic",
         list(RESIZE_METHODS),
-        "Resize after the centre crop (see mnas.evaluation for which official "
+        "Resize after the centre crop (see mnas.train.evaluation for which official "
         "version used which).",
     )
     flags.DEFINE_integer(
@@ -110,9 +110,9 @@ def eval_config_from_flags(
 
 
 def load_checkpoint_from_flags(flag_values: flags.FlagValues, spec):
-    """``mnas.weights.load_any`` for --checkpoint and the flags of
+    """``mnas.model.weights.load_any`` for --checkpoint and the flags of
     :func:`define_checkpoint_flags`; ValueError-derived errors name the problem."""
-    from mnas.weights import load_any
+    from mnas.model.weights import load_any
 
     return load_any(
         flag_values.checkpoint,

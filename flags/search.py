@@ -6,8 +6,8 @@ import time
 
 from absl import flags
 
-from mnas.reward import REWARD_KINDS, RewardConfig
-from mnas.search import SearchConfig
+from mnas.search.reward import REWARD_KINDS, RewardConfig
+from mnas.search.runner import SearchConfig
 
 
 def define_search_flags() -> None:

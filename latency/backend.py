@@ -37,9 +37,9 @@ class LatencyBackend(abc.ABC):
 # name -> "module:factory"; imported lazily so that choosing the adb
 # backend never imports the LiteRT interpreter and vice versa.
 _REGISTRY: dict[str, str] = {
-    "host": "mnas.latency.host:HostBackend",
-    "litert-benchmark": "mnas.latency.litert_benchmark:LiteRTBenchmarkBackend",
-    "benchmark_model": "mnas.latency.benchmark_model:make_benchmark_model_backend",
+    "host": "mnas.latency.backends.host:HostBackend",
+    "litert-benchmark": "mnas.latency.backends.litert_benchmark:LiteRTBenchmarkBackend",
+    "benchmark_model": "mnas.latency.backends.benchmark_model:make_benchmark_model_backend",
 }
 
 

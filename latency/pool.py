@@ -71,7 +71,7 @@ class DevicePool:
         cls, workers: int, cpus: Sequence[int] | None = None, **host_options: object
     ) -> DevicePool:
         """``workers`` host backends; worker i is pinned to ``cpus[i]``."""
-        from mnas.latency.host import HostBackend
+        from mnas.latency.backends.host import HostBackend
 
         if cpus is not None and len(cpus) < workers:
             raise ValueError(f"need one CPU per worker, got {len(cpus)} for {workers}")
@@ -87,7 +87,7 @@ class DevicePool:
         cls, binary: str, serials: Iterable[str], **backend_options: object
     ) -> DevicePool:
         """One benchmark_model backend per phone serial."""
-        from mnas.latency.benchmark_model import AdbBenchmarkModelBackend
+        from mnas.latency.backends.benchmark_model import AdbBenchmarkModelBackend
 
         return cls(
             [

@@ -2,8 +2,8 @@
 
 from absl import app, flags
 
-from mnas.describe import describe
 from mnas.flags.arch import arch_from_flags, define_arch_flags
+from mnas.model.describe import describe
 from mnas.search_space import SpecError
 
 define_arch_flags()

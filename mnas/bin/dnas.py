@@ -22,10 +22,10 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    from mnas.data import DataError
-    from mnas.dnas import DnasConfigError, DnasSearch
-    from mnas.dnas_report import result_table
+    from mnas.dnas.loop import DnasConfigError, DnasSearch
+    from mnas.dnas.report import result_table
     from mnas.search_space import ActionError
+    from mnas.train.data import DataError
 
     start = time.perf_counter()
     try:

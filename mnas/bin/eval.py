@@ -22,7 +22,6 @@ import time
 
 from absl import app, flags
 
-from mnas.atomic_io import write_json_atomic
 from mnas.flags.arch import define_arch_flags, load_arch
 from mnas.flags.evaluation import (
     define_checkpoint_flags,
@@ -32,6 +31,7 @@ from mnas.flags.evaluation import (
     load_checkpoint_from_flags,
 )
 from mnas.flags.latency import quiet_tensorflow
+from mnas.io.atomic import write_json_atomic
 from mnas.search_space import SpecError
 
 define_arch_flags(default_arch=None)
@@ -55,10 +55,10 @@ def main(argv: list[str]) -> int:
     spec = _arch_or_none()
     quiet_tensorflow(FLAGS)
 
-    from mnas.data import DataError
-    from mnas.evaluation import evaluate, keras_predictor
-    from mnas.official_checkpoint import CheckpointError
-    from mnas.weights import WeightsError
+    from mnas.model.official.checkpoint import CheckpointError
+    from mnas.model.weights import WeightsError
+    from mnas.train.data import DataError
+    from mnas.train.evaluation import evaluate, keras_predictor
 
     start = time.perf_counter()
     try:

@@ -30,7 +30,6 @@ import time
 
 from absl import app, flags
 
-from mnas.atomic_io import write_bytes_atomic, write_json_atomic
 from mnas.flags.arch import arch_from_flags, define_arch_flags
 from mnas.flags.evaluation import (
     define_checkpoint_flags,
@@ -40,6 +39,7 @@ from mnas.flags.evaluation import (
     load_checkpoint_from_flags,
 )
 from mnas.flags.latency import quiet_tensorflow
+from mnas.io.atomic import write_bytes_atomic, write_json_atomic
 from mnas.search_space import ArchSpec, SpecError
 
 QUANTIZATIONS = ("none", "dynamic", "int8")
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
     quiet_tensorflow(FLAGS)
 
     from mnas.latency.export import export_tflite
-    from mnas.model_builder import build_model
+    from mnas.model.builder import build_model
 
     start = time.perf_counter()
     preprocessing = "mnas"
@@ -220,8 +220,8 @@ def _file_stem(name: str) -> str:
 
 def _load_checkpoint(spec):
     """Model, spec, input preprocessing and description from --checkpoint."""
-    from mnas.official_checkpoint import CheckpointError
-    from mnas.weights import WeightsError
+    from mnas.model.official.checkpoint import CheckpointError
+    from mnas.model.weights import WeightsError
 
     try:
         loaded = load_checkpoint_from_flags(FLAGS, spec)
@@ -231,7 +231,7 @@ def _load_checkpoint(spec):
 
 
 def _eval_config(resolution: int, preprocessing: str):
-    from mnas.data import DataError
+    from mnas.train.data import DataError
 
     try:
         return eval_config_from_flags(FLAGS, resolution, preprocessing, prefix="eval_")
@@ -245,7 +245,7 @@ def _eval_images(config, count: int):
 
     import numpy as np
 
-    from mnas.evaluation import batches, open_source
+    from mnas.train.evaluation import batches, open_source
 
     config = dataclasses.replace(
         config, split=FLAGS.calibration_split, max_examples=count
@@ -256,8 +256,8 @@ def _eval_images(config, count: int):
 
 def _evaluate_exports(model, flatbuffers, written, config) -> dict:
     """Scores Keras and every export on the same images; prints a table."""
-    from mnas.evaluation import evaluate, keras_predictor, tflite_predictor
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
+    from mnas.train.evaluation import evaluate, keras_predictor, tflite_predictor
 
     reference, source = evaluate(keras_predictor(model), config)
     print(f"evaluated on {source.description}, {reference.num_examples} images:")
@@ -274,7 +274,7 @@ def _evaluate_exports(model, flatbuffers, written, config) -> dict:
 
 
 def _digits_images(resolution: int, count: int):
-    from mnas.data import DataConfig, load_proxy_data
+    from mnas.train.data import DataConfig, load_proxy_data
 
     data = load_proxy_data(
         DataConfig(
@@ -288,7 +288,7 @@ def _digits_images(resolution: int, count: int):
 
 
 def _size_table(rows) -> str:
-    from mnas.report import format_table
+    from mnas.io.tables import format_table
 
     float_size = next((size for q, _, size, _ in rows if q == "none"), None)
     table_rows = []

@@ -29,14 +29,14 @@ import time
 
 from absl import app, flags
 
-from mnas.atomic_io import write_bytes_atomic
 from mnas.flags.arch import arch_from_flags, define_arch_flags
 from mnas.flags.latency import (
-    backend_from_config,
     define_latency_flags,
     latency_config_from_flags,
     quiet_tensorflow,
 )
+from mnas.io.atomic import write_bytes_atomic
+from mnas.latency.config import backend_from_config
 from mnas.search_space import SpecError
 from mnas.search_space.scaling import (
     DEFAULT_ALPHA,
@@ -64,7 +64,7 @@ flags.DEFINE_list(
     "triples",
     [],
     "Grid search: alpha:beta:gamma triples; default: five spread over the "
-    "constraint (mnas.scaling_search.DEFAULT_TRIPLES).",
+    "constraint (mnas.scaling.grid.DEFAULT_TRIPLES).",
 )
 flags.DEFINE_float(
     "grid_step",
@@ -128,8 +128,8 @@ def main(argv: list[str]) -> int:
 
 
 def _family(spec, config) -> int:
-    from mnas.report import format_table
-    from mnas.stats import compute_stats
+    from mnas.io.tables import format_table
+    from mnas.model.cost import compute_stats
 
     phis = _phis()
     try:
@@ -201,7 +201,7 @@ def _export(member, folder: str) -> str:
     import keras
 
     from mnas.latency.export import export_tflite
-    from mnas.model_builder import build_model
+    from mnas.model.builder import build_model
 
     res = member.resolution
     model = build_model(member, (res, res, 3), FLAGS.num_classes)
@@ -212,16 +212,16 @@ def _export(member, folder: str) -> str:
 
 
 def _grid_search(spec, latency_config) -> int:
-    from mnas.data import DataConfig, DataError
-    from mnas.reward import RewardConfig
-    from mnas.scaling_search import (
+    from mnas.scaling.grid import (
         DEFAULT_TRIPLES,
         ScalingSearchConfig,
         grid_triples,
         parse_triples,
         run_scaling_search,
     )
-    from mnas.trainer import TrainerConfig
+    from mnas.search.reward import RewardConfig
+    from mnas.train.data import DataConfig, DataError
+    from mnas.train.proxy import TrainerConfig
 
     try:
         if FLAGS.grid_step is not None:

@@ -12,15 +12,13 @@ import sys
 from absl import app, flags, logging
 
 from mnas.flags.latency import (
-    backend_from_config,
     define_latency_flags,
     define_lut_flags,
     latency_config_from_flags,
-    load_predictor,
     lut_path_from_flags,
-    pool_from_config,
 )
 from mnas.flags.search import define_search_flags, search_config_from_flags
+from mnas.latency.config import backend_from_config, load_predictor, pool_from_config
 
 define_search_flags()
 define_latency_flags()
@@ -32,12 +30,12 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
-    from mnas.data import DataConfig, DataError, load_proxy_data
     from mnas.latency.errors import LatencyError
-    from mnas.search import Search, SearchConfigError
-    from mnas.search_report import best_table
+    from mnas.search.display import best_table
+    from mnas.search.runner import Search, SearchConfigError
+    from mnas.search.workers.pool import SubprocessPool
     from mnas.search_space import get_search_space
-    from mnas.workers import SubprocessPool
+    from mnas.train.data import DataConfig, DataError, load_proxy_data
 
     try:
         latency = latency_config_from_flags(FLAGS)
@@ -59,7 +57,7 @@ def main(argv: list[str]) -> int:
     except (ValueError, DataError, SearchConfigError, LatencyError) as error:
         raise app.UsageError(str(error)) from None
     if predictor is not None:
-        from mnas.latency.predictor import describe_calibration
+        from mnas.latency.lut.predictor import describe_calibration
 
         print(
             f"latency {config.latency_mode} from {lut_path} "
@@ -76,7 +74,7 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     pool = SubprocessPool(
-        "mnas.candidate:evaluate_candidate",
+        "mnas.search.workers.candidate:evaluate_candidate",
         config.num_workers,
         os.path.join(config.work_dir, "workers"),
         trial_timeout_s=config.trial_timeout_s,

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(str(error)) from None
     quiet_tensorflow(FLAGS)
 
-    from mnas.full_training import FullTrainingConfig, train
+    from mnas.train.full import FullTrainingConfig, train
 
     try:
         config = FullTrainingConfig(

@@ -1,0 +1,153 @@
+"""The lookup-table modes of mnas-latency: --build_lut, --predict, --evaluate_predictor.
+
+Kept apart from ``latency_main`` so that binary stays a flag parser; this
+module gets a frozen ``LutJob`` and never reads FLAGS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+
+from mnas.io.atomic import write_json_atomic
+from mnas.io.progress import Progress, format_duration
+from mnas.io.tables import format_table
+from mnas.latency.config import LatencyConfig, load_predictor
+from mnas.latency.errors import LatencyError
+from mnas.search_space import ArchSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class LutJob:
+    mode: str  # build_lut | predict | evaluate_predictor
+    lut_path: str
+    space_name: str
+    spec: ArchSpec | None = None
+    calibration_archs: int = 8
+    lut_rounds: int = 2
+    num_archs: int = 100
+    rounds: int = 3
+    seed: int = 0
+    output_dir: str | None = None
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["spec"] = None if self.spec is None else self.spec.to_dict()
+        return data
+
+
+def _progress_printer(label: str, every: int = 1):
+    state: dict[str, Progress] = {}
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar = state.get("bar")
+        if bar is None or bar.total != max(total, 1) or done < bar.done:
+            bar = state["bar"] = Progress(total)
+        if done % every == 0 or done == total:
+            bar.update(done, f"{label}: {message}")
+
+    return progress
+
+
+def run_job(job: LutJob, config: LatencyConfig) -> int:
+    from mnas.search_space.space import get_search_space
+
+    space = get_search_space(job.space_name)
+    try:
+        if job.mode == "build_lut":
+            return _build(job, config, space)
+        predictor = load_predictor(config, job.lut_path, space)
+        if job.mode == "predict":
+            return _predict(job, predictor)
+        return _evaluate(job, config, predictor, space)
+    except LatencyError as error:
+        print(f"mnas-latency: {error}", file=sys.stderr)
+        return 1
+
+
+def _raw_backend(config: LatencyConfig):
+    from mnas.latency.backend import make_backend
+
+    return make_backend(config.backend, **config.backend_options())
+
+
+def _build(job: LutJob, config: LatencyConfig, space) -> int:
+    from mnas.latency.lut.builder import build_space_table, open_or_create
+    from mnas.latency.lut.calibration import calibrate, sample_specs
+    from mnas.latency.lut.predictor import LatencyPredictor, describe_calibration
+
+    backend = _raw_backend(config)
+    table = open_or_create(job.lut_path, backend, space)
+    print(f"lookup table {job.lut_path}: {len(table)} entries present")
+    print(f"backend: {backend.describe()}")
+    report = build_space_table(
+        table, space, backend, _progress_printer("entry", 50), job.lut_rounds
+    )
+    print(
+        f"{report.total_entries} entries for search space {space.identity()}: "
+        f"{report.already_present} were present, {report.measured} measurements "
+        f"({job.lut_rounds} per entry) in "
+        f"{format_duration(report.seconds)}"
+    )
+    if job.calibration_archs > 0:
+        predictor = LatencyPredictor(table, backend)
+        specs = sample_specs(space, job.calibration_archs, job.seed + 1000)
+        start = time.monotonic()
+        calibration = calibrate(
+            predictor, specs, backend, job.rounds, _progress_printer("calibration")
+        )
+        print(
+            f"calibration ({format_duration(time.monotonic() - start)}): "
+            f"{describe_calibration(calibration)}"
+        )
+    return 0
+
+
+def _predict(job: LutJob, predictor) -> int:
+    from mnas.latency.lut.predictor import describe_calibration
+
+    spec = job.spec
+    assert spec is not None
+    rows = [(key, f"{ms:.4f}") for key, ms in predictor.breakdown(spec)]
+    raw = predictor.raw_ms(spec)
+    print(format_table(("entry", "ms"), rows))
+    print(f"sum of entries: {raw:.3f} ms")
+    print(f"calibration: {describe_calibration(predictor.calibration)}")
+    print(f"predicted latency of {spec.name}: {predictor.predict(spec):.3f} ms")
+    if job.output_dir:
+        _write(
+            job,
+            {"arch": spec.name, "raw_ms": raw, "predicted_ms": predictor.predict(spec)},
+        )
+    return 0
+
+
+def _evaluate(job: LutJob, config: LatencyConfig, predictor, space) -> int:
+    from mnas.latency.lut.calibration import evaluate_predictor, sample_specs
+
+    specs = sample_specs(space, job.num_archs, job.seed)
+    measuring = _raw_backend(config)
+    start = time.monotonic()
+    evaluation = evaluate_predictor(
+        predictor,
+        specs,
+        measuring,
+        job.rounds,
+        _progress_printer("whole models"),
+    )
+    print(format_table(evaluation.HEADERS, evaluation.table_rows()))
+    print(
+        f"{len(specs)} architectures (seed {job.seed}), {job.rounds} interleaved "
+        f"rounds, {format_duration(time.monotonic() - start)}; prediction "
+        f"{1e3 * evaluation.predict_seconds_per_arch:.3f} ms per architecture (CPU)"
+    )
+    if job.output_dir:
+        _write(job, evaluation.to_dict())
+    return 0
+
+
+def _write(job: LutJob, result: dict) -> None:
+    for name, data in (("config.json", job.to_dict()), ("predictor.json", result)):
+        write_json_atomic(os.path.join(job.output_dir, name), data)

@@ -1,0 +1,341 @@
+"""The latency lookup table: per-layer latencies of one backend and one space.
+
+The file is JSON lines, append-only and fsync'd, like the trial journal:
+a header line (format version, the backend's fingerprint, the search space's
+identity, resolution, classifier width), then one line per measured entry
+(a key measured several times keeps its fastest median: load on a shared
+machine only ever slows a layer down, so the fastest of measurements taken
+minutes apart is the steadiest figure), and calibration
+lines (the last one counts). Appending is what makes a build resumable and
+lets a predictor add an entry it was missing without rewriting the file; a
+truncated last line (a kill mid-write) is dropped on load.
+
+A table is only valid for the backend and space it was measured for:
+``check_compatible`` refuses anything else, naming both sides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mnas.latency.errors import LatencyError
+from mnas.latency.lut.keys import DEFAULT_NUM_CLASSES, LayerKey
+from mnas.latency.result import BackendFingerprint
+
+FORMAT = "mnas-latency-lut"
+FORMAT_VERSION = 1
+
+
+class LookupTableError(LatencyError):
+    """A table file that cannot be used: unreadable, or for another backend/space."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class MissingEntryError(LookupTableError):
+    """The table lacks entries and nothing was given to measure them."""
+
+    def __init__(self, keys: Iterable[LayerKey], path: str | None) -> None:
+        self.keys = tuple(keys)
+        shown = ", ".join(str(k) for k in self.keys[:3])
+        more = f" (+{len(self.keys) - 3} more)" if len(self.keys) > 3 else ""
+        where = f" {path}" if path else ""
+        super().__init__(
+            f"lookup table{where} has no entry for {shown}{more}; pass a latency "
+            "backend so missing entries are measured and added, or rebuild the "
+            "table with `mnas-latency --build_lut`"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """whole-model ms = scale * (sum of entries) + offset, fitted on measurements.
+
+    ``report`` keeps what the fit was made from and how well it fits, so the
+    number a user sees can always be traced back.
+    """
+
+    scale: float = 1.0
+    offset_ms: float = 0.0
+    report: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def apply(self, raw_ms: float) -> float:
+        return self.scale * raw_ms + self.offset_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "offset_ms": self.offset_ms,
+            "report": dict(self.report),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        return cls(
+            float(data["scale"]),
+            float(data["offset_ms"]),
+            dict(data.get("report", {})),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TableHeader:
+    fingerprint: BackendFingerprint
+    space_identity: str
+    resolution: int
+    num_classes: int = DEFAULT_NUM_CLASSES
+    created_unix: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fingerprint.to_dict(),
+            "fingerprint_key": self.fingerprint.key(),
+            "space": self.space_identity,
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "created_unix": self.created_unix,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: str) -> TableHeader:
+        if data.get("format") != FORMAT:
+            raise LookupTableError(f"{path} is not a latency lookup table")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise LookupTableError(
+                f"{path} has lookup-table format version "
+                f"{data.get('format_version')!r}; this mnas reads version "
+                f"{FORMAT_VERSION}: rebuild it with `mnas-latency --build_lut`"
+            )
+        return cls(
+            BackendFingerprint.from_dict(data["fingerprint"]),
+            str(data["space"]),
+            int(data["resolution"]),
+            int(data.get("num_classes", DEFAULT_NUM_CLASSES)),
+            float(data.get("created_unix", 0.0)),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    median_ms: float
+    min_ms: float
+    runs: int
+    measured_unix: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LookupTable:
+    """Entries in memory, backed by an append-only file (or none, for tests)."""
+
+    def __init__(
+        self,
+        header: TableHeader,
+        entries: Mapping[str, Entry] | None = None,
+        calibration: Calibration | None = None,
+        path: str | os.PathLike | None = None,
+    ) -> None:
+        self.header = header
+        self._entries: dict[str, Entry] = dict(entries or {})
+        self._counts: dict[str, int] = {key: 1 for key in self._entries}
+        self.calibration = calibration or Calibration()
+        self.path = None if path is None else os.fspath(path)
+        # (length to cut the file to, whether a newline must follow) after a
+        # load found a torn or unterminated last line; done at the next append.
+        self._repair: tuple[int, bool] | None = None
+
+    # -- files ------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike | None, header: TableHeader) -> LookupTable:
+        """A new, empty table; writes the header if ``path`` is given."""
+        table = cls(header, path=path)
+        if table.path is not None:
+            if os.path.exists(table.path) and os.path.getsize(table.path) > 0:
+                raise LookupTableError(
+                    f"{table.path} already exists; load it to resume, or delete it"
+                )
+            os.makedirs(os.path.dirname(os.path.abspath(table.path)), exist_ok=True)
+            table._append(header.to_dict())
+        return table
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LookupTable:
+        path = os.fspath(path)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            raise LookupTableError(
+                f"no lookup table at {path}; build one with "
+                f"`mnas-latency --build_lut --lut={path}`"
+            ) from None
+        lines = data.split(b"\n")
+        records = []
+        offset = good_end = 0  # good_end: just past the last good line
+        torn = False
+        for number, line in enumerate(lines, start=1):
+            end = offset + len(line) + (1 if number < len(lines) else 0)
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:  # JSON or UTF-8
+                    if number >= len(lines) - 1:  # a torn last line: drop it
+                        torn = True
+                        break
+                    raise LookupTableError(
+                        f"{path}:{number} is not valid JSON"
+                    ) from None
+                good_end = end
+            offset = end
+        if not records:
+            raise LookupTableError(f"{path} is empty: it has no header")
+        header = TableHeader.from_dict(records[0], path)
+        table = cls(header, path=path)
+        unterminated = not data[:good_end].endswith(b"\n")
+        if torn or unterminated:
+            # The next append must not glue onto a torn or unterminated line.
+            table._repair = (good_end, unterminated)
+        for record in records[1:]:
+            if "key" in record:
+                table._keep(
+                    record["key"],
+                    Entry(
+                        float(record["median_ms"]),
+                        float(record["min_ms"]),
+                        int(record["runs"]),
+                        float(record["measured_unix"]),
+                    ),
+                )
+            elif "calibration" in record:
+                table.calibration = Calibration.from_dict(record["calibration"])
+        return table
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self._repair is not None:
+            length, add_newline = self._repair
+            with open(self.path, "r+b") as handle:
+                handle.truncate(length)
+                handle.seek(length)
+                if add_newline:
+                    handle.write(b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._repair = None
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    # -- entries ----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: LayerKey | str) -> bool:
+        return str(key) in self._entries
+
+    def get(self, key: LayerKey | str) -> Entry | None:
+        return self._entries.get(str(key))
+
+    def ms(self, key: LayerKey | str) -> float:
+        entry = self._entries.get(str(key))
+        if entry is None:
+            raise MissingEntryError([key], self.path)  # type: ignore[list-item]
+        return entry.median_ms
+
+    def sum_ms(self, keys: Iterable[LayerKey]) -> float:
+        """Sum of the entries' medians; MissingEntryError names the first gap."""
+        entries = self._entries
+        total = 0.0
+        for key in keys:
+            entry = entries.get(str(key))
+            if entry is None:
+                raise MissingEntryError([key], self.path)
+            total += entry.median_ms
+        return total
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def add(self, key: LayerKey | str, entry: Entry) -> None:
+        """Records a measurement (appended to the file at once); the key's entry
+        becomes the fastest of its measurements."""
+        self._keep(str(key), entry)
+        self._append({"key": str(key), **entry.to_dict()})
+
+    def _keep(self, key: str, entry: Entry) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
+        current = self._entries.get(key)
+        if current is None or entry.median_ms < current.median_ms:
+            self._entries[key] = entry
+
+    def measurements(self, key: LayerKey | str) -> int:
+        """How many times ``key`` was measured."""
+        return self._counts.get(str(key), 0)
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        self.calibration = calibration
+        self._append({"calibration": calibration.to_dict()})
+
+    def missing(self, keys: Iterable[LayerKey]) -> list[LayerKey]:
+        seen: set[str] = set()
+        result = []
+        for key in keys:
+            text = str(key)
+            if text not in self._entries and text not in seen:
+                seen.add(text)
+                result.append(key)
+        return result
+
+    # -- compatibility ------------------------------------------------------------
+    def check_compatible(
+        self,
+        fingerprint: BackendFingerprint | None = None,
+        space_identity: str | None = None,
+    ) -> None:
+        """Refuses a table measured on another backend or for another space."""
+        where = self.path or "lookup table"
+        if (
+            fingerprint is not None
+            and fingerprint.key() != self.header.fingerprint.key()
+        ):
+            raise LookupTableError(
+                f"{where} was measured on backend "
+                f"[{_describe(self.header.fingerprint)}], not on "
+                f"[{_describe(fingerprint)}]: its latencies do not transfer; "
+                "build a table for this backend with `mnas-latency --build_lut`"
+            )
+        if space_identity is not None and space_identity != self.header.space_identity:
+            raise LookupTableError(
+                f"{where} was built for search space {self.header.space_identity}, "
+                f"not for {space_identity}; build a table for this space with "
+                "`mnas-latency --build_lut`"
+            )
+
+
+def _describe(fingerprint: BackendFingerprint) -> str:
+    parts = [
+        fingerprint.backend,
+        fingerprint.device_model,
+        fingerprint.device_id,
+        f"{fingerprint.num_threads} thread(s)",
+        f"runtime {fingerprint.runtime_version}",
+    ]
+    options = ", ".join(f"{k}={v}" for k, v in sorted(fingerprint.options))
+    if options:
+        parts.append(options)
+    return "; ".join(str(p) for p in parts)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,95 @@
+"""Plots and tables of a differentiable search (``mnas-dnas``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mnas.io.tables import format_table
+
+
+def plot_theta(path: str, records: Sequence[Mapping[str, Any]], decisions) -> None:
+    """``theta.png``: per decision, the probability (softmax θ) of each choice
+    over epochs, one panel per decision kind; and the mean θ entropy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not records:
+        return
+    epochs = [r["epoch"] for r in records]
+    kinds: dict[str, list] = {}
+    for decision in decisions:
+        kinds.setdefault(decision.kind, []).append(decision)
+    panels = len(kinds) + 1
+    cols = 3
+    rows = (panels + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, (kind, group) in zip(flat, kinds.items()):
+        for decision in group:
+            final = records[-1]["probs"].get(decision.name)
+            if final is None:
+                continue
+            best = max(range(len(final)), key=lambda i: final[i])
+            series = [r["probs"][decision.name][best] for r in records]
+            ax.plot(epochs, series, linewidth=0.9)
+        ax.axhline(1.0 / group[0].num_choices, color="grey", linestyle=":")
+        ax.set_title(f"{kind}: P(final argmax), {len(group)} decisions", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("epoch")
+    ax = flat[len(kinds)]
+    ax.plot(epochs, [r["theta_entropy"] for r in records], marker="o", color="black")
+    ax.set_title("mean entropy of softmax(theta) [nats]", fontsize=9)
+    ax.set_xlabel("epoch")
+    for extra in flat[panels:]:
+        extra.axis("off")
+    fig.tight_layout()
+    partial = path + ".partial.png"
+    fig.savefig(partial, dpi=80)
+    plt.close(fig)
+    os.replace(partial, path)
+
+
+def result_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Pressure, predicted and measured ms, accuracy, blocks."""
+    extra = any("in_run_ms" in r for r in rows)
+    return format_table(
+        (
+            "loss",
+            "pressure",
+            "predicted ms",
+            "measured ms",
+            *(("spread", "in-run ms") if extra else ()),
+            "pred/meas",
+            "accuracy",
+            "supernet acc",
+            "blocks",
+        ),
+        [
+            (
+                r["loss"],
+                r["pressure"],
+                _fmt(r.get("predicted_ms")),
+                _fmt(r.get("latency_ms")),
+                *((r.get("spread", "-"), _fmt(r.get("in_run_ms"))) if extra else ()),
+                _fmt(_ratio(r.get("predicted_ms"), r.get("latency_ms")), 3),
+                _fmt(r.get("accuracy"), 3),
+                _fmt(r.get("supernet_accuracy"), 3),
+                " ".join(r["block_strings"]),
+            )
+            for r in rows
+        ],
+    )
+
+
+def _ratio(a, b):
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def _fmt(value, digits: int = 2):
+    return "-" if value is None else round(float(value), digits)

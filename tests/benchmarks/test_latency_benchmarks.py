@@ -1,0 +1,176 @@
+"""Core functions of the latency benchmarks (never the full runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return _load("latency_paper_table")
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    return _load("measure_throughput")
+
+
+# -- latency_paper_table -------------------------------------------------------
+
+
+def test_rank_shares_ties(paper):
+    assert paper.rank([10.0, 30.0, 20.0, 20.0]) == [1.0, 4.0, 2.5, 2.5]
+
+
+def test_spearman(paper):
+    assert paper.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert paper.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # One swapped pair out of four: 1 - 6 * 2 / (4 * 15) = 0.8.
+    assert paper.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="equal length >= 2"):
+        paper.spearman([1.0], [2.0])
+
+
+def test_time_interleaved_rotates_the_order(paper):
+    calls = []
+
+    def measure(path):
+        calls.append(path)
+        return float(len(calls))
+
+    medians = paper.time_interleaved({"a": "A", "b": "B", "c": "C"}, 3, measure)
+    assert calls == ["A", "B", "C", "B", "C", "A", "C", "A", "B"]
+    assert medians == {"a": [1.0, 6.0, 8.0], "b": [2.0, 4.0, 9.0], "c": [3.0, 5.0, 7.0]}
+
+
+def test_table_ratios_paper_figures_and_spearman(paper):
+    timing = paper.ModelTiming
+    timings = {
+        "MobileNetV1": timing("MobileNetV1", (10.0, 12.0, 11.0)),
+        "MobileNetV2 1.0": timing("MobileNetV2 1.0", (5.0, 6.0, 5.5)),
+        "MnasNet-A1": timing("MnasNet-A1", (5.5, 6.0, 6.6)),
+        "MnasNet-B1": timing("MnasNet-B1", (4.0, 4.0, 4.0), params=4_383_312),
+    }
+    assert "fastest ms" not in paper.make_table(timings)[0]
+    timings = {
+        name: paper.ModelTiming(
+            name, t.round_medians, tuple(m / 2 for m in t.round_medians), t.params
+        )
+        for name, t in timings.items()
+    }
+    assert timings["MobileNetV1"].median == 11.0
+    assert timings["MobileNetV1"].spread == (10.0, 12.0)
+    ratios = paper.ratios_to(timings, "MobileNetV2 1.0")
+    assert ratios["MobileNetV1"] == pytest.approx(2.0)  # 2.0, 2.0, 2.0
+    assert ratios["MnasNet-A1"] == pytest.approx(1.1)  # 1.1, 1.0, 1.2
+    assert timings["MobileNetV1"].fastest == 5.5
+    assert paper.ratios_to(timings, "MobileNetV2 1.0", "round_mins") == ratios
+    table, rhos = paper.make_table(timings)
+    # V2 < A1 < V1 on host and on the Pixel 1.
+    assert rhos == {"median": pytest.approx(1.0), "fastest": pytest.approx(1.0)}
+    assert "fastest / MV2" in table
+    b1 = next(line for line in table.splitlines() if line.startswith("MnasNet-B1"))
+    assert b1.split()[-2:] == ["n/a", "n/a"]
+    assert "4.38M" in b1
+    v1 = next(line for line in table.splitlines() if line.startswith("MobileNetV1"))
+    assert "113" in v1 and "1.507" in v1  # 113 / 75
+
+
+def test_paper_figures_match_the_reference():
+    figures = _load("latency_paper_table").PAPER_PIXEL1_MS
+    assert figures == {
+        "MobileNetV1": 113.0,
+        "MobileNetV2 1.0": 75.0,
+        "MobileNetV2 1.4": 143.0,
+        "NASNet-A mobile": 183.0,
+        "MnasNet-A1": 78.0,
+        "MnasNet-B1": None,
+        "MnasNet-small": None,
+    }
+
+
+def test_paper_table_host_timing_of_tiny_files(paper, tmp_path):
+    from mnas.latency.export import export_tflite
+    from mnas.testing.latency_models import tiny_convnet
+
+    paths = {}
+    for width in (8, 32):
+        path = tmp_path / f"w{width}.tflite"
+        path.write_bytes(export_tflite(tiny_convnet(input_size=32, width=width)))
+        paths[f"w{width}"] = str(path)
+    measured = paper.time_interleaved(paths, 2, paper.host_measure(runs=3, cpus=None))
+    assert [len(v) for v in measured.values()] == [2, 2]
+    assert all(
+        0 < fastest <= median for v in measured.values() for median, fastest in v
+    )
+
+
+# -- measure_throughput --------------------------------------------------------
+
+
+def test_phase_timer_wraps_restores_and_skips_missing(throughput):
+    class Owner:
+        @staticmethod
+        def work(x):
+            return x + 1
+
+    original = Owner.work
+    timer = throughput.PhaseTimer()
+    with timer.wrapping([(Owner, "work", "phase"), (Owner, "absent", "other")]):
+        assert Owner.work(1) == 2
+        assert Owner.work(2) == 3
+    assert Owner.work is original
+    assert not hasattr(Owner, "absent")
+    taken = timer.take()
+    assert set(taken) == {"phase"} and taken["phase"] >= 0
+    assert timer.take() == {}
+
+
+def test_converter_phases_exist_in_this_tensorflow(throughput):
+    for owner, attr, _ in throughput.converter_phases():
+        assert callable(getattr(owner, attr)), attr
+
+
+def test_candidates_are_seeded(throughput):
+    first = throughput.candidates(2, seed=3)
+    again = throughput.candidates(2, seed=3)
+    assert [s.name for s in first] == ["mnasnet-a1", "sample-3-0", "sample-3-1"]
+    assert [s.block_strings for s in first] == [s.block_strings for s in again]
+
+
+def test_mean_row(throughput):
+    rows = [("a", 1, 2.0, "x"), ("b", 3, 4.0, "y")]
+    assert throughput._mean_row(rows, "mean") == ("mean", 2, 3.0, "")
+
+
+def test_direct_graphdef_has_the_builders_ops(throughput):
+    """The Keras-free prototype mirrors the builder on every layer kind."""
+    from mnas.latency.export import export_tflite
+    from mnas.model.builder import build_model
+    from mnas.search_space import parse_arch
+
+    spec = parse_arch(
+        "r1_k3_s11_e1_i32_o16_se0.25_conv,r1_k3_s22_e1_i16_o24_dsconv_poolskip,"
+        "r2_k5_s22_e3_i24_o40_se0.25_poolskip,r2_k3_s11_e6_i40_o40"
+    )
+    direct, seconds = throughput.export_direct(spec, resolution=32)
+    assert set(seconds) == {"graph", "convert"}
+    library = export_tflite(build_model(spec, (32, 32, 3)))
+    assert throughput.same_ops(direct, library)
+    assert 0.9 < len(direct) / len(library) < 1.1

@@ -1,0 +1,235 @@
+import dataclasses
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mnas.dnas.loop import (
+    BEST_FILE,
+    JOURNAL_FILE,
+    THETA_PLOT,
+    DnasConfig,
+    DnasConfigError,
+    DnasSearch,
+    load_latency,
+    split_train,
+)
+from mnas.testing.dnas import (
+    MICRO_SPACE,
+    TINY_SPACE,
+    micro_latency,
+    small_digits,
+    tiny_latency,
+)
+
+
+def _config(work_dir, **changes) -> DnasConfig:
+    base = dict(
+        work_dir=str(work_dir),
+        epochs=3,
+        warmup_epochs=1,
+        batch_size=16,
+        steps_per_epoch=3,
+        trainer={"epochs": 1, "steps_per_epoch": 2, "bn_recalibration_images": 32},
+        deployment_resolution=32,
+        measure=False,
+    )
+    base.update(changes)
+    return DnasConfig(**base)
+
+
+def _search(config, resume=False, **kwargs) -> DnasSearch:
+    latency, predictor = micro_latency(config.sharing)
+    return DnasSearch(
+        config,
+        resume=resume,
+        space=MICRO_SPACE,
+        latency=latency,
+        predictor=predictor,
+        data=small_digits(),
+        stream=io.StringIO(),
+        **kwargs,
+    )
+
+
+def _epochs(work_dir):
+    with open(os.path.join(work_dir, JOURNAL_FILE)) as handle:
+        return [json.loads(line)["epoch"] for line in handle if line.strip()]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"loss": "mse"}, "loss must be one of ('fbnet', 'proxyless'), got 'mse'"),
+        ({"warmup_epochs": 3}, "warmup_epochs must lie in [0, epochs=3), got 3"),
+        ({"sharing": "cell"}, "sharing must be one of ('block', 'layer'), got 'cell'"),
+        ({"initial_temperature": 0}, "initial_temperature must be > 0, got 0"),
+        (
+            {"theta_fraction": 1.0},
+            "theta_fraction must lie strictly between 0 and 1, got 1.0",
+        ),
+    ],
+)
+def test_config_errors(tmp_path, changes, message):
+    with pytest.raises(DnasConfigError) as error:
+        _config(tmp_path, **changes)
+    assert str(error.value) == message
+
+
+def test_temperature_schedule(tmp_path):
+    config = _config(tmp_path)
+    assert config.temperature(0) == 5.0
+    assert config.temperature(2) == pytest.approx(5.0 * np.exp(-0.09))
+
+
+def test_missing_table_says_how_to_build_it(tmp_path):
+    path = str(tmp_path / "none.lut.jsonl")
+    with pytest.raises(DnasConfigError) as error:
+        load_latency(path, TINY_SPACE, "block")
+    assert str(error.value) == (
+        f"lookup table {path!r} does not exist; build it with "
+        f"`mnas-latency --build_lut --lut={path}`"
+    )
+
+
+def test_theta_split_comes_from_the_training_split_only():
+    data = small_digits()
+    split = split_train(data, 0.2, seed=0)
+    assert len(split.t_labels) == round(data.num_train * 0.2)
+    assert len(split.w_labels) + len(split.t_labels) == data.num_train
+
+
+def test_short_search_writes_the_work_directory(tmp_path):
+    config = _config(tmp_path / "run", loss="proxyless", lam=0.5)
+    search = _search(config)
+    entry = search.run()
+    work_dir = config.work_dir
+    assert _epochs(work_dir) == [1, 2, 3]
+    for name in (BEST_FILE, THETA_PLOT, "config.json", "models/derived.tflite"):
+        assert os.path.exists(os.path.join(work_dir, name)), name
+    with open(os.path.join(work_dir, BEST_FILE)) as handle:
+        best = json.load(handle)
+    assert best["search_space"] == MICRO_SPACE.identity()
+    assert best["best"][0]["block_strings"] == list(
+        MICRO_SPACE.decode_for("block", entry["actions"]).block_strings
+    )
+    assert best["best"][0]["predicted_ms"] > 0
+    records = search.journal.records
+    assert records[0]["theta_steps"] == 0  # warm-up
+    assert records[1]["theta_steps"] == 3
+    assert records[2]["temperature"] < records[0]["temperature"]
+
+
+def test_refuses_an_existing_work_dir_without_resume(tmp_path):
+    _config_path = tmp_path / "run"
+    config = _config(_config_path)
+    _search(config)
+    with pytest.raises(DnasConfigError) as error:
+        _search(config)
+    assert "already holds a search; pass --resume" in str(error.value)
+    with pytest.raises(DnasConfigError) as error:
+        _search(dataclasses.replace(config, beta=1.0), resume=True)
+    assert "beta: saved 0.6, now 1.0" in str(error.value)
+
+
+class _KilledError(Exception):
+    pass
+
+
+def test_resume_after_interruption_continues_without_duplicates(tmp_path):
+    config = _config(tmp_path / "run", epochs=4)
+    search = _search(config)
+    original = search.run_epoch
+
+    def run_epoch(epoch):
+        if epoch == 2:
+            raise _KilledError
+        return original(epoch)
+
+    search.run_epoch = run_epoch
+    with pytest.raises(_KilledError):
+        search.search()
+    assert _epochs(config.work_dir) == [1, 2]
+    resumed = _search(config, resume=True)
+    assert int(resumed.epoch.numpy()) == 2
+    resumed.search()
+    assert _epochs(config.work_dir) == [1, 2, 3, 4]
+    assert int(resumed.epoch.numpy()) == 4
+
+
+def test_resume_restores_weights_theta_optimizers_and_rng(tmp_path):
+    config = _config(tmp_path / "b", epochs=3)
+    first = _search(config)
+    first.run_epoch(0)
+    record = first.run_epoch(1)  # as search() does, then the process dies
+    first.epoch.assign(2)
+    first.record.assign(json.dumps(record))
+    first.manager.save(checkpoint_number=2)
+    saved = [v.numpy().copy() for v in first.checkpointed_variables()]
+    resumed = _search(config, resume=True)
+    restored = [v.numpy() for v in resumed.checkpointed_variables()]
+    assert len(saved) == len(restored) > 50
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a, b)
+    assert _epochs(config.work_dir) == [2]  # the record came from the checkpoint
+    resumed.search()
+    assert _epochs(config.work_dir) == [2, 3]
+
+
+def test_journal_is_repaired_from_the_checkpoint(tmp_path):
+    config = _config(tmp_path / "run", epochs=2)
+    search = _search(config)
+    search.search()
+    path = os.path.join(config.work_dir, JOURNAL_FILE)
+    with open(path) as handle:
+        lines = handle.readlines()
+    # Killed after the checkpoint, before the append: the record is restored.
+    with open(path, "w") as handle:
+        handle.writelines(lines[:1])
+    assert _epochs(_search(config, resume=True).config.work_dir) == [1, 2]
+    # A duplicated line and a torn write are dropped.
+    with open(path, "a") as handle:
+        handle.write(lines[1])
+        handle.write('{"epoch": 3, "tor')
+    _search(config, resume=True)
+    assert _epochs(config.work_dir) == [1, 2]
+
+
+@pytest.mark.slow
+def test_supernet_learns_and_theta_entropy_falls(tmp_path):
+    from mnas.train.data import DataConfig, load_proxy_data
+
+    config = _config(
+        tmp_path / "run",
+        epochs=6,
+        warmup_epochs=1,
+        steps_per_epoch=None,
+        batch_size=32,
+        theta_learning_rate=0.1,
+    )
+    latency, predictor = tiny_latency("block")
+    search = DnasSearch(
+        config,
+        space=TINY_SPACE,
+        latency=latency,
+        predictor=predictor,
+        data=load_proxy_data(DataConfig()),
+        stream=io.StringIO(),
+    )
+    search.run()
+    records = search.journal.records
+    assert records[-1]["val_accuracy"] > 0.5  # chance is 0.1
+    assert records[-1]["theta_entropy"] < records[0]["theta_entropy"] - 0.01
+    assert os.path.exists(os.path.join(config.work_dir, THETA_PLOT))
+
+
+def test_layer_sharing_search_derives_the_decoded_argmax(tmp_path):
+    config = _config(tmp_path / "run", sharing="layer", epochs=2, loss="proxyless")
+    search = _search(config)
+    entry = search.run()
+    assert len(entry["actions"]) == len(MICRO_SPACE.layerwise_decisions())
+    spec = MICRO_SPACE.decode_for("layer", entry["actions"])
+    assert entry["block_strings"] == list(spec.block_strings)
+    assert search.net.derive() == spec

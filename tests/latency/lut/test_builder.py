@@ -1,0 +1,187 @@
+"""Building a space's table on a real backend; resuming; refusing another backend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mnas.latency.backends.host import HostBackend
+from mnas.latency.lut.builder import (
+    build_space_table,
+    entry_backend,
+    measure_missing,
+    new_table_header,
+    open_or_create,
+)
+from mnas.latency.lut.keys import space_keys
+from mnas.latency.lut.table import LookupTable, LookupTableError
+from mnas.testing.lut import FixedBackend, tiny_space
+
+NUM_CLASSES = 10
+
+
+def _entry_lines(path) -> list[dict]:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in records if "key" in r]
+
+
+def test_entry_backend_keeps_the_fingerprint_and_shortens_the_loop():
+    host = HostBackend(num_threads=2, num_runs=50, min_secs=1.0, cpus=[0], seed=3)
+    short = entry_backend(host)
+    assert isinstance(short, HostBackend) and short is not host
+    assert short.fingerprint() == host.fingerprint()
+    opts = short.options
+    assert (opts.num_runs, opts.min_secs, opts.warmup_runs) == (25, 0.05, 5)
+    assert (opts.num_threads, opts.cpus, opts.seed) == (2, (0,), 3)
+    fake = FixedBackend()
+    assert entry_backend(fake) is fake
+
+
+def test_new_table_header():
+    space, backend = tiny_space(), FixedBackend()
+    header = new_table_header(backend, space, NUM_CLASSES)
+    assert header.fingerprint == backend.fingerprint()
+    assert header.space_identity == space.identity()
+    assert header.resolution == 32 and header.num_classes == NUM_CLASSES
+    assert header.created_unix > 0
+
+
+def test_build_on_the_real_host_backend_resumes_after_an_interrupt(tmp_path):
+    space = tiny_space(se_ratios=(0.0,))  # 13 entries, to keep it quick
+    keys = space_keys(space, NUM_CLASSES)
+    assert len(keys) == 13
+    path = tmp_path / "host-tiny.lut.jsonl"
+    backend = HostBackend()
+    seen: list[tuple[int, int, str]] = []
+
+    def interrupt_after_five(done, total, key):
+        seen.append((done, total, key))
+        if done == 5:
+            raise KeyboardInterrupt
+
+    table = open_or_create(path, backend, space, NUM_CLASSES)
+    with pytest.raises(KeyboardInterrupt):
+        build_space_table(table, space, backend, interrupt_after_five)
+    assert [s[:2] for s in seen] == [(i, 13) for i in range(1, 6)]
+    assert len(_entry_lines(path)) == 5
+
+    resumed = open_or_create(path, backend, space, NUM_CLASSES)
+    assert len(resumed) == 5
+    report = build_space_table(resumed, space, backend)
+    assert (report.total_entries, report.already_present, report.measured) == (
+        13,
+        5,
+        8,
+    )
+    assert report.seconds > 0
+
+    lines = _entry_lines(path)
+    assert len(lines) == 13  # no key measured twice
+    assert sorted(r["key"] for r in lines) == sorted(str(k) for k in keys)
+    assert [r["key"] for r in lines[:5]] == [s[2] for s in seen]
+    loaded = LookupTable.load(path)
+    assert loaded.header.fingerprint == backend.fingerprint()
+    assert loaded.header.space_identity == space.identity()
+    assert loaded.header.num_classes == NUM_CLASSES
+    for key in keys:
+        entry = loaded.get(key)
+        assert entry is not None, str(key)
+        assert 0 < entry.min_ms <= entry.median_ms < 100
+        assert entry.runs >= 25
+    # Entries are real timings of different layers, not one constant.
+    assert len({loaded.ms(k) for k in keys}) > 6
+
+    # A complete table: nothing left to measure.
+    again = build_space_table(open_or_create(path, backend, space), space, backend)
+    assert (again.already_present, again.measured) == (13, 0)
+    assert len(_entry_lines(path)) == 13
+
+
+def test_open_or_create_refuses_another_backend_naming_both(tmp_path):
+    space = tiny_space()
+    path = tmp_path / "t.jsonl"
+    open_or_create(path, FixedBackend(device="PHONE_A"), space, NUM_CLASSES)
+    with pytest.raises(LookupTableError) as info:
+        open_or_create(path, FixedBackend(device="PHONE_B"), space, NUM_CLASSES)
+    message = str(info.value)
+    assert message.startswith(
+        f"{path} was measured on backend [fake; Phone; PHONE_A; 1 thread(s); "
+        "runtime v1], not on [fake; Phone; PHONE_B; 1 thread(s); runtime v1]"
+    )
+    host = HostBackend()
+    with pytest.raises(LookupTableError) as info:
+        open_or_create(path, host, space, NUM_CLASSES)
+    assert "[fake; Phone; PHONE_A;" in str(info.value)
+    assert f"[host; {host.fingerprint().device_model};" in str(info.value)
+
+
+def test_open_or_create_refuses_another_space_naming_both(tmp_path):
+    path = tmp_path / "t.jsonl"
+    backend = FixedBackend()
+    open_or_create(path, backend, tiny_space(), NUM_CLASSES)
+    other = tiny_space(kernel_sizes=(3, 5))
+    with pytest.raises(LookupTableError) as info:
+        open_or_create(path, backend, other, NUM_CLASSES)
+    assert str(info.value) == (
+        f"{path} was built for search space {tiny_space().identity()}, not for "
+        f"{other.identity()}; build a table for this space with "
+        "`mnas-latency --build_lut`"
+    )
+    assert tiny_space().identity() != other.identity()
+
+
+def test_build_refuses_a_table_of_another_backend():
+    space = tiny_space()
+    table = LookupTable.create(
+        None, new_table_header(FixedBackend(device="A"), space, NUM_CLASSES)
+    )
+    with pytest.raises(LookupTableError, match="was measured on backend"):
+        build_space_table(table, space, FixedBackend(device="B"))
+
+
+def test_measure_missing_measures_only_what_is_absent(tmp_path):
+    space = tiny_space()
+    backend = FixedBackend(ms=1.5)
+    path = tmp_path / "t.jsonl"
+    table = open_or_create(path, backend, space, NUM_CLASSES)
+    keys = space_keys(space, NUM_CLASSES)[:4]
+    progress = []
+    assert measure_missing(table, [*keys[:2], keys[0]], backend) == 2
+    assert len(backend.calls) == 2
+    assert (
+        measure_missing(table, keys, backend, lambda *a: progress.append((a[0], a[1])))
+        == 2
+    )
+    assert progress == [(1, 2), (2, 2)]
+    assert backend.calls == ["entry.tflite"] * 4
+    assert [r["key"] for r in _entry_lines(path)] == [str(k) for k in keys]
+    assert all(r["median_ms"] == 1.5 and r["runs"] == 2 for r in _entry_lines(path))
+    assert measure_missing(table, keys, backend) == 0
+    assert len(backend.calls) == 4
+
+
+def test_rounds_measure_every_entry_again_and_resume_mid_round(tmp_path):
+    space = tiny_space()
+    keys = space_keys(space, NUM_CLASSES)
+    path = tmp_path / "t.jsonl"
+    backend = FixedBackend(ms=1.0)
+    table = open_or_create(path, backend, space, NUM_CLASSES)
+    seen = []
+
+    def stop_in_round_two(done, total, message):
+        seen.append(message.split(" ")[1])
+        if message.startswith("round 2/2") and done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_space_table(table, space, backend, stop_in_round_two, rounds=2)
+    assert seen.count("1/2") == len(keys) and seen.count("2/2") == 3
+    resumed = open_or_create(path, backend, space, NUM_CLASSES)
+    report = build_space_table(resumed, space, backend, rounds=2)
+    assert report.measured == len(keys) - 3
+    lines = _entry_lines(path)
+    assert len(lines) == 2 * len(keys)
+    assert all(resumed.measurements(k) == 2 for k in keys)
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        build_space_table(resumed, space, backend, rounds=0)

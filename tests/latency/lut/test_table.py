@@ -1,0 +1,293 @@
+"""The lookup-table file: round trips, append-only recovery, compatibility checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mnas.latency.errors import LatencyError
+from mnas.latency.lut.keys import LayerKey, classifier_key, head_key, stem_key
+from mnas.latency.lut.table import (
+    FORMAT_VERSION,
+    Calibration,
+    Entry,
+    LookupTable,
+    LookupTableError,
+    MissingEntryError,
+    TableHeader,
+)
+from mnas.latency.result import BackendFingerprint
+
+FP = BackendFingerprint.create(
+    "host", "x86_64", "Test CPU", 1, "1.2.3", {"delegate": "xnnpack"}
+)
+OTHER_FP = BackendFingerprint.create("benchmark_model", "Pixel 1", "SERIAL9", 4, "abc")
+SPACE = "tiny/v1/0123456789ab"
+STEM = stem_key(16, 32, "relu")
+HEAD = head_key(24, 32, 8, "relu")
+CLASSIFIER = classifier_key(32, 8, 10)
+
+
+def _header(**overrides) -> TableHeader:
+    values = dict(
+        fingerprint=FP,
+        space_identity=SPACE,
+        resolution=32,
+        num_classes=10,
+        created_unix=123.0,
+    )
+    values.update(overrides)
+    return TableHeader(**values)
+
+
+def _entry(ms: float) -> Entry:
+    return Entry(median_ms=ms, min_ms=0.9 * ms, runs=25, measured_unix=1000.0)
+
+
+def _lines(path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def test_save_load_round_trip(tmp_path):
+    path = tmp_path / "sub" / "t.lut.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _entry(0.5))
+    table.add(HEAD, _entry(0.25))
+    calibration = Calibration(1.08, 0.1, {"r2": 0.99, "models": ["a", "b"]})
+    table.set_calibration(calibration)
+
+    loaded = LookupTable.load(path)
+    assert loaded.header == _header()
+    assert loaded.path == str(path)
+    assert len(loaded) == 2
+    assert loaded.keys() == (str(STEM), str(HEAD))
+    assert loaded.get(STEM) == _entry(0.5)
+    assert loaded.get(str(HEAD)) == _entry(0.25)
+    assert loaded.get(CLASSIFIER) is None
+    assert STEM in loaded and str(HEAD) in loaded and CLASSIFIER not in loaded
+    assert loaded.calibration == calibration
+    assert loaded.calibration.apply(10.0) == pytest.approx(10.9)
+    assert loaded.ms(STEM) == 0.5
+    assert loaded.sum_ms([STEM, HEAD, STEM]) == pytest.approx(1.25)
+
+
+def test_file_is_json_lines_header_first(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _entry(0.5))
+    table.set_calibration(Calibration(2.0, 0.0))
+    header, entry, calibration = (json.loads(line) for line in _lines(path))
+    assert header["format"] == "mnas-latency-lut"
+    assert header["format_version"] == FORMAT_VERSION == 1
+    assert header["space"] == SPACE
+    assert header["resolution"] == 32 and header["num_classes"] == 10
+    assert header["fingerprint_key"] == FP.key()
+    assert entry == {
+        "key": "stem:k3_s2:32x32x3->16:relu",
+        "median_ms": 0.5,
+        "min_ms": 0.45,
+        "runs": 25,
+        "measured_unix": 1000.0,
+    }
+    assert calibration == {
+        "calibration": {"scale": 2.0, "offset_ms": 0.0, "report": {}}
+    }
+
+
+def test_the_fastest_measurement_and_the_last_calibration_count(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _entry(0.5))
+    table.set_calibration(Calibration(1.5, 0.0))
+    table.add(HEAD, _entry(0.3))
+    table.add(STEM, _entry(0.7))  # slowed down by load: does not replace 0.5
+    table.add(HEAD, _entry(0.2))
+    table.set_calibration(Calibration(1.1, 0.2))
+    assert len(_lines(path)) == 7  # append-only: nothing rewritten
+    for candidate in (table, LookupTable.load(path)):
+        assert len(candidate) == 2
+        assert candidate.ms(STEM) == 0.5 and candidate.ms(HEAD) == 0.2
+        assert candidate.measurements(STEM) == 2 and candidate.measurements("x") == 0
+        assert candidate.calibration == Calibration(1.1, 0.2)
+
+
+def test_a_torn_last_line_is_dropped_and_resuming_repairs_it(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _entry(0.5))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"key": "head:k1_s1:8x8x24->32:relu", "median_')  # killed
+    loaded = LookupTable.load(path)
+    assert loaded.keys() == (str(STEM),)
+    # Appending after the torn line must not glue onto it.
+    loaded.add(HEAD, _entry(0.25))
+    loaded.add(CLASSIFIER, _entry(0.125))
+    again = LookupTable.load(path)
+    assert again.keys() == (str(STEM), str(HEAD), str(CLASSIFIER))
+    assert len(_lines(path)) == 4
+    assert all(json.loads(line) for line in _lines(path))
+
+
+def test_an_unterminated_complete_last_line_is_kept_and_terminated(tmp_path):
+    path = tmp_path / "t.jsonl"
+    LookupTable.create(path, _header()).add(STEM, _entry(0.5))
+    path.write_text(path.read_text().rstrip("\n"))  # the newline never made it
+    loaded = LookupTable.load(path)
+    assert loaded.ms(STEM) == 0.5
+    loaded.add(HEAD, _entry(0.25))
+    again = LookupTable.load(path)
+    assert again.keys() == (str(STEM), str(HEAD))
+    assert path.read_text().endswith("\n")
+
+
+def test_a_corrupt_middle_line_raises(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _entry(0.5))
+    table.add(HEAD, _entry(0.25))
+    lines = _lines(path)
+    lines[1] = lines[1][:20]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == f"{path}:2 is not valid JSON"
+
+
+def test_create_refuses_an_existing_file(tmp_path):
+    path = tmp_path / "t.jsonl"
+    LookupTable.create(path, _header())
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.create(path, _header())
+    assert str(info.value) == (
+        f"{path} already exists; load it to resume, or delete it"
+    )
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    LookupTable.create(empty, _header())  # an empty file holds nothing to lose
+    assert LookupTable.load(empty).header == _header()
+
+
+def test_in_memory_table_writes_nothing(tmp_path):
+    table = LookupTable.create(None, _header())
+    table.add(STEM, _entry(0.5))
+    table.set_calibration(Calibration(2.0, 0.0))
+    assert table.path is None and len(table) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "{path} is empty: it has no header"),
+        ('{"format": "other"}\n', "{path} is not a latency lookup table"),
+        (
+            '{"format": "mnas-latency-lut", "format_version": 7}\n',
+            "{path} has lookup-table format version 7; this mnas reads version "
+            "1: rebuild it with `mnas-latency --build_lut`",
+        ),
+    ],
+)
+def test_unusable_files(tmp_path, content, message):
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == message.format(path=path)
+
+
+def test_missing_file_says_how_to_build_it(tmp_path):
+    path = tmp_path / "nope.jsonl"
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == (
+        f"no lookup table at {path}; build one with "
+        f"`mnas-latency --build_lut --lut={path}`"
+    )
+
+
+# -- compatibility ----------------------------------------------------------------
+
+
+def test_check_compatible_accepts_the_same_backend_and_space(tmp_path):
+    table = LookupTable.create(tmp_path / "t.jsonl", _header())
+    same = BackendFingerprint.create(
+        "host", "x86_64", "Test CPU", 1, "1.2.3", {"delegate": "xnnpack"}
+    )
+    table.check_compatible(same, SPACE)
+    table.check_compatible()  # nothing to check
+
+
+def test_check_compatible_refuses_another_backend_naming_both(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    with pytest.raises(LookupTableError) as info:
+        table.check_compatible(OTHER_FP, SPACE)
+    assert str(info.value) == (
+        f"{path} was measured on backend [host; x86_64; Test CPU; 1 thread(s); "
+        "runtime 1.2.3; delegate=xnnpack], not on [benchmark_model; Pixel 1; "
+        "SERIAL9; 4 thread(s); runtime abc]: its latencies do not transfer; "
+        "build a table for this backend with `mnas-latency --build_lut`"
+    )
+    assert isinstance(info.value, LatencyError)
+
+
+def test_check_compatible_refuses_a_changed_option(tmp_path):
+    table = LookupTable.create(None, _header())
+    pinned = BackendFingerprint.create(
+        "host", "x86_64", "Test CPU", 1, "1.2.3", {"delegate": "xnnpack", "cpus": [0]}
+    )
+    with pytest.raises(LookupTableError) as info:
+        table.check_compatible(pinned)
+    assert "lookup table was measured on backend [host;" in str(info.value)
+    assert "delegate=xnnpack]" in str(info.value)
+    assert "cpus=0, delegate=xnnpack]" in str(info.value)
+
+
+def test_check_compatible_refuses_another_space_naming_both(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    with pytest.raises(LookupTableError) as info:
+        table.check_compatible(FP, "mnasnet/v1/ffffffffffff")
+    assert str(info.value) == (
+        f"{path} was built for search space {SPACE}, not for "
+        "mnasnet/v1/ffffffffffff; build a table for this space with "
+        "`mnas-latency --build_lut`"
+    )
+
+
+# -- missing entries ----------------------------------------------------------------
+
+
+def test_missing_entry_error_names_the_key_and_the_fix(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _entry(0.5))
+    with pytest.raises(MissingEntryError) as info:
+        table.sum_ms([STEM, HEAD, CLASSIFIER])
+    assert info.value.keys == (HEAD,)
+    assert str(info.value) == (
+        f"lookup table {path} has no entry for head:k1_s1:8x8x24->32:relu; pass a "
+        "latency backend so missing entries are measured and added, or rebuild "
+        "the table with `mnas-latency --build_lut`"
+    )
+    with pytest.raises(MissingEntryError) as info:
+        table.ms(CLASSIFIER)
+    assert "has no entry for classifier:8x8x32->10;" in str(info.value)
+    assert isinstance(info.value, LookupTableError)
+
+
+def test_missing_entry_error_shows_three_keys_and_counts_the_rest():
+    keys = [LayerKey("head", c, 32, 4) for c in (8, 16, 24, 32, 40)]
+    error = MissingEntryError(keys, None)
+    assert str(error).startswith(
+        "lookup table has no entry for head:k1_s1:4x4x8->32:relu, "
+        "head:k1_s1:4x4x16->32:relu, head:k1_s1:4x4x24->32:relu (+2 more); "
+    )
+
+
+def test_missing_lists_each_absent_key_once_in_order():
+    table = LookupTable.create(None, _header())
+    table.add(HEAD, _entry(0.25))
+    assert table.missing([CLASSIFIER, HEAD, STEM, CLASSIFIER]) == [CLASSIFIER, STEM]
+    assert table.missing([HEAD]) == []

@@ -1,0 +1,91 @@
+"""Kills a running search with SIGKILL at random moments, resumes it, and
+checks that no trial is lost or duplicated and the controller stayed in step."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from mnas.search.trial import Journal
+
+NUM_TRIALS = 10
+BATCH_SIZE = 3  # as in mnas/testing/search_driver.py
+
+
+def _start(work_dir, resume):
+    args = [sys.executable, "-m", "mnas.testing.search_driver", str(work_dir), str(NUM_TRIALS), "0.15"]
+    if resume:
+        args.append("--resume")
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _finished_count(work_dir):
+    path = os.path.join(work_dir, "trials.jsonl")
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as handle:
+        return handle.read().count(b'"status": "COMPLETED"') + 0
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
+    rng = random.Random(20261127)
+    work_dir = str(tmp_path)
+    kills = 0
+    for attempt in range(4):
+        process = _start(work_dir, resume=attempt > 0)
+        # Wait until the search is producing trials, then kill at a random moment.
+        deadline = time.monotonic() + 90
+        start_count = _finished_count(work_dir)
+        while _finished_count(work_dir) == start_count and process.poll() is None:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("search made no progress")
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if process.poll() is not None:
+            break
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        kills += 1
+    assert kills >= 3, "the search finished before it could be killed three times"
+
+    final = _start(work_dir, resume=True)
+    _, stderr = final.communicate(timeout=300)
+    assert final.returncode == 0, stderr.decode()[-3000:]
+
+    journal = Journal.open(os.path.join(work_dir, "trials.jsonl"))
+    latest = journal.latest()
+    assert sorted(latest) == list(range(NUM_TRIALS))
+    finished = Counter(r.trial_id for r in journal.records if r.finished)
+    assert finished == Counter({trial_id: 1 for trial_id in range(NUM_TRIALS)})
+    assert all(r.finished for r in latest.values())
+    proposals = Counter(r.proposal_id for r in latest.values())
+    assert max(proposals.values()) == 1  # no proposal evaluated twice
+
+    # The controller restored from its checkpoint counts exactly the completed batches.
+    from mnas.search.reward import RewardConfig
+    from mnas.search.runner import Search, SearchConfig
+    from mnas.search.workers.pool import InlinePool
+    from mnas.testing.fakes import FakeLatencyBackend
+
+    config = SearchConfig(
+        work_dir=work_dir,
+        num_trials=NUM_TRIALS,
+        controller_kind="reinforce",
+        controller={"batch_size": BATCH_SIZE},
+        reward=RewardConfig("soft", target_ms=10.0),
+        num_workers=2,
+    )
+    search = Search(
+        config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
+    )
+    completed = sum(r.status == "COMPLETED" for r in latest.values())
+    assert completed == NUM_TRIALS - 1  # trial 4 fails by design
+    summary = search.controller.state_summary()
+    assert summary["num_rewards"] == completed
+    assert summary["num_failed"] == 1
+    assert search.controller.num_updates == completed // BATCH_SIZE
+    assert search.controller.num_pending == 0

@@ -1,0 +1,208 @@
+"""Proxy trainer: real training on the embedded digits, divergence, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from mnas.train.data import DataConfig, ProxyData, load_proxy_data
+from mnas.train.proxy import (
+    TrainerConfig,
+    TrainingDivergedError,
+    recalibrate_batch_norm,
+    train_and_evaluate,
+)
+
+RES = 16
+
+
+@pytest.fixture(scope="module")
+def digits() -> ProxyData:
+    return load_proxy_data(DataConfig(resolution=RES, batch_size=32))
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> ProxyData:
+    return load_proxy_data(
+        DataConfig(resolution=RES, batch_size=32, max_train_examples=128)
+    )
+
+
+def tiny_cnn(
+    num_classes: int = 10,
+    softmax: bool = True,
+    extra: keras.layers.Layer | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """Conv-BN-ReLU x2, pooling, classifier: small, but shaped like the real ones."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((RES, RES, 3))
+    x = inputs
+    for filters in (16, 32):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(
+            x
+        )
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    if extra is not None:
+        x = extra(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax" if softmax else None
+    )(x)
+    return keras.Model(inputs, outputs)
+
+
+class _NanAtInference(keras.layers.Layer):
+    """Finite while training, NaN in inference mode: a broken candidate."""
+
+    def call(self, x, training=None):
+        return x if training else x * float("nan")
+
+
+class _UnusedNanWeight(keras.layers.Layer):
+    def build(self, input_shape):
+        self.junk = self.add_weight(
+            shape=(2,), initializer="zeros", trainable=False, name="junk"
+        )
+        self.junk.assign([np.nan, 0.0])
+
+    def call(self, x):
+        return x
+
+
+def test_tiny_cnn_learns_digits_well_above_chance(digits):
+    config = TrainerConfig(epochs=3)
+    result = train_and_evaluate(tiny_cnn(), digits, config)
+
+    assert result.accuracy > 0.5, result  # Chance is 0.1.
+    assert result.epochs == 3 and len(result.history) == 3
+    assert result.steps == 3 * digits.steps_per_epoch
+    assert result.examples_seen == result.steps * 32
+    assert result.accuracy == result.history[-1].val_accuracy
+    assert result.loss == result.history[-1].val_loss
+    assert result.history[-1].loss < result.history[0].loss
+    assert result.wall_time_s >= sum(h.seconds for h in result.history) > 0
+    json.dumps(result.to_dict())  # Ready for the trial journal.
+
+
+def test_training_is_seeded_and_capped(small_digits):
+    config = TrainerConfig(
+        epochs=1, optimizer="sgd", learning_rate=0.05, steps_per_epoch=3
+    )
+    first = train_and_evaluate(tiny_cnn(softmax=False), small_digits, config)
+    second = train_and_evaluate(tiny_cnn(softmax=False), small_digits, config)
+    assert (first.steps, first.examples_seen) == (3, 3 * 32)
+    assert first.accuracy == second.accuracy
+    assert first.history[0].loss == pytest.approx(second.history[0].loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])  # RMSProp: everywhere else.
+def test_other_optimizers_and_warmup_train(small_digits, optimizer):
+    result = train_and_evaluate(
+        tiny_cnn(),
+        small_digits,
+        TrainerConfig(
+            epochs=2,
+            optimizer=optimizer,
+            schedule="constant",
+            warmup_epochs=1,
+            steps_per_epoch=2,
+        ),
+    )
+    assert 0.0 <= result.accuracy <= 1.0 and np.isfinite(result.loss)
+
+
+def test_huge_learning_rate_is_reported_as_diverged(small_digits):
+    config = TrainerConfig(
+        epochs=2, optimizer="sgd", learning_rate=1e12, schedule="constant"
+    )
+    with pytest.raises(TrainingDivergedError) as err:
+        train_and_evaluate(tiny_cnn(softmax=False), small_digits, config)
+    assert err.value.epoch == 1 and err.value.step >= 1
+    assert err.value.reason == str(err.value)
+    assert err.value.reason.startswith("training loss became ")
+    assert err.value.reason.endswith(f" at epoch 1, step {err.value.step}")
+
+
+def test_nan_at_inference_is_reported_as_diverged(small_digits):
+    model = tiny_cnn(extra=_NanAtInference())
+    with pytest.raises(TrainingDivergedError) as err:
+        train_and_evaluate(model, small_digits, TrainerConfig(epochs=1))
+    assert str(err.value) == "validation loss became nan after epoch 1"
+    assert err.value.epoch == 1
+
+
+def test_nan_weights_are_reported_as_diverged(small_digits):
+    model = tiny_cnn(extra=_UnusedNanWeight(name="broken"))
+    with pytest.raises(TrainingDivergedError) as err:
+        train_and_evaluate(model, small_digits, TrainerConfig(epochs=1))
+    assert str(err.value) == (
+        "weight 'broken/junk' holds NaN or infinite values after training"
+    )
+
+
+def test_recalibration_sets_exact_statistics_over_uneven_chunks():
+    inputs = keras.Input((4, 4, 3))
+    bn = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, bn(inputs))
+    rng = np.random.default_rng(0)
+    images = rng.normal(3.0, 2.0, size=(12, 4, 4, 3)).astype(np.float32)
+    chunks = (images[:8], images[8:])
+
+    recalibrate_batch_norm(model, images, chunk_size=8)
+
+    weights = np.array([8.0, 4.0]) / 12.0
+    mean = sum(w * c.mean(axis=(0, 1, 2)) for w, c in zip(weights, chunks))
+    var = sum(w * c.var(axis=(0, 1, 2)) for w, c in zip(weights, chunks))
+    np.testing.assert_allclose(bn.moving_mean, mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance, var, rtol=1e-4)
+    assert bn.momentum == 0.99
+
+
+def test_recalibration_rescues_short_training(digits):
+    """Momentum-0.99 statistics after two short epochs score near chance."""
+    stale = train_and_evaluate(
+        tiny_cnn(), digits, TrainerConfig(epochs=2, bn_recalibration_images=0)
+    )
+    fresh = train_and_evaluate(tiny_cnn(), digits, TrainerConfig(epochs=2))
+    assert fresh.accuracy > stale.accuracy + 0.2, (stale.accuracy, fresh.accuracy)
+
+
+def test_model_that_does_not_fit_the_data(small_digits):
+    with pytest.raises(ValueError) as err:
+        train_and_evaluate(tiny_cnn(num_classes=3), small_digits, TrainerConfig())
+    assert str(err.value) == "model output shape (None, 3) does not fit 10 classes"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs must be at least 1, got 0"),
+        ({"learning_rate": 0.0}, "learning_rate must be positive and finite, got 0.0"),
+        (
+            {"optimizer": "lamb"},
+            "unknown optimizer 'lamb'; choose one of ('rmsprop', 'sgd', 'adam')",
+        ),
+        (
+            {"schedule": "step"},
+            "unknown schedule 'step'; choose one of ('constant', 'cosine')",
+        ),
+        ({"steps_per_epoch": 0}, "steps_per_epoch must be at least 1 or None, got 0"),
+        (
+            {"epochs": 2, "warmup_epochs": 2},
+            "warmup_epochs must lie in [0, epochs=2), got 2",
+        ),
+        (
+            {"bn_recalibration_images": -1},
+            "bn_recalibration_images must be >= 0, got -1",
+        ),
+    ],
+)
+def test_bad_trainer_config(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        TrainerConfig(**kwargs)
+    assert str(err.value) == message
