@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from mnas.latency.lut import calibration as predictor_eval
 from mnas.latency.backend import LatencyBackend
+from mnas.latency.lut import calibration as predictor_eval
 from mnas.latency.lut.builder import new_table_header
 from mnas.latency.lut.calibration import (
     PredictionQuality,
