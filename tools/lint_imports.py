@@ -61,16 +61,21 @@ def main(argv: list[str] | None = None) -> int:
         "'mnas.search_space.space:import mnas.search')",
     )
     args = parser.parse_args(argv)
-    lint = shutil.which("lint-imports") or os.path.join(
-        os.path.dirname(sys.executable), "lint-imports"
-    )
     with tempfile.TemporaryDirectory(prefix="mnas-lint-") as target:
         assemble(target)
         for spec in args.inject:
             inject(target, spec)
         env = dict(os.environ, PYTHONPATH=target)
         return subprocess.call(
-            [lint, os.path.join(target, "pyproject.toml"), "--no-cache", "--no-logo"],
+            [
+                sys.executable,
+                "-c",
+                "import sys; from importlinter.cli import lint_imports_command; "
+                "sys.exit(lint_imports_command())",
+                os.path.join(target, "pyproject.toml"),
+                "--no-cache",
+                "--no-logo",
+            ],
             cwd=target,
             env=env,
         )
