@@ -15,11 +15,14 @@ and only the other CPUs are judged.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import resource
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mnas.latency.backends.affinity import sibling_cpus
@@ -305,3 +308,33 @@ class InterferenceMonitor:
             busy_others=tuple((cpu, share) for cpu, (_, share) in sorted(busy.items())),
             interference=tuple(self.findings(label)),
         )
+
+
+_BUSY_LOOP = (
+    "import time\n"
+    "end = time.monotonic() + {seconds!r}\n"
+    "while time.monotonic() < end:\n"
+    "    pass\n"
+)
+
+
+@contextlib.contextmanager
+def busy_neighbour(cpu: int, seconds: float) -> Iterator[subprocess.Popen]:
+    """A process spinning on ``cpu`` for the block (at most ``seconds``).
+
+    For checking the monitor and for the stability benchmark's disturbed
+    phase: the loop ends by itself after ``seconds`` even if this process
+    dies, and is killed when the block ends.
+    """
+    if cpu not in os.sched_getaffinity(0):
+        raise ValueError(
+            f"cannot start a busy process on CPU {cpu}: this process may use "
+            f"{sorted(os.sched_getaffinity(0))}"
+        )
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP.format(seconds=seconds)])
+    try:
+        os.sched_setaffinity(proc.pid, {cpu})
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -190,6 +190,8 @@ def bootstrap_mean(
     t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, k - 1)
     center = float(values.mean())
     low, high = min(low, center - t * se), max(high, center + t * se)
+    if not log:
+        low = max(low, 0.0)  # a time: the symmetric t part must not go negative
     low, high = float(back(low)), float(back(high))
     # The estimate stays inside its own interval whatever the resamples did.
     return Interval(estimate, min(low, estimate), max(high, estimate), confidence, k)

@@ -174,8 +174,10 @@ def test_summary_prints_the_interval_conditions_ratio_and_verdict():
         "steal 0.0%, freq unavailable); 1.401x MobileNetV2 1.0 @224 "
         "(95% CI 1.370-1.430, 6 paired rounds) stable"
     )
-    assert adaptive_result(stable=False).summary().endswith(
-        " UNSTABLE: interval ±4.1% wider than the target ±2.0%"
+    assert (
+        adaptive_result(stable=False)
+        .summary()
+        .endswith(" UNSTABLE: interval ±4.1% wider than the target ±2.0%")
     )
     plain = LatencyResult.from_samples([1.0, 2.0, 30.0], FP)
     assert plain.summary() == (

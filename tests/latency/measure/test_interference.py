@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,6 +13,7 @@ from mnas.latency.measure.interference import (
     InterferenceMonitor,
     InterferenceSettings,
     busy_by_others,
+    busy_neighbour,
     own_cpu_ticks,
     parse_task_stat,
 )
@@ -178,27 +177,23 @@ def test_settings_are_validated():
         InterferenceSettings(steal_threshold=2)
 
 
-BUSY_LOOP = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
-
-
 def test_real_busy_loop_on_another_cpu_is_detected():
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip(f"needs >= 2 CPUs to keep one busy, this process may use {cpus}")
     timed, busy_cpu = cpus[0], cpus[-1]
-    proc = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=4)])
-    try:
-        os.sched_setaffinity(proc.pid, {busy_cpu})
+    with busy_neighbour(busy_cpu, seconds=4.0) as proc:
         time.sleep(0.3)  # let it start spinning
         monitor = InterferenceMonitor(timed_cpus=[timed])
         monitor.begin()
         time.sleep(1.0)
         window = monitor.mark("model 0")
-    finally:
-        proc.kill()
-        proc.wait()
+    assert proc.returncode is not None  # killed when the block ended
     assert window.others[busy_cpu] >= 0.5
     assert any(
         f.startswith(f"CPU {busy_cpu} ") and "busy with another process" in f
         for f in monitor.findings("model 0")
     )
+    refused = busy_neighbour(4096, seconds=1.0)
+    with pytest.raises(ValueError, match="cannot start a busy process on CPU 4096"):
+        refused.__enter__()

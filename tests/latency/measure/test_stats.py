@@ -156,6 +156,13 @@ def test_one_round_has_no_interval_and_the_estimate_is_the_mean_of_centers():
     assert got.low < got.estimate < got.high
 
 
+def test_interval_of_a_time_never_goes_below_zero():
+    # Two wildly different rounds: t(1) = 12.7 would reach far below zero.
+    rounds = [RoundData(1.0), RoundData(9.0)]
+    got = _interval(rounds, 0)
+    assert got.estimate == 5.0 and got.low == 0.0 and got.high > 9.0
+
+
 def test_log_mode_gives_a_geometric_mean_interval():
     logs = [math.log(1.4), math.log(1.6), math.log(1.5)]
     reps = [np.full(200, v) for v in logs]
