@@ -1,12 +1,16 @@
 """Another busy process while timing, and hypervisor steal.
 
-``/proc/stat`` says how busy each CPU was; this process's own share is its
-threads' CPU time (each thread's time charged to the CPU it last ran on)
-plus that of its waited-for children (charged to the timed CPUs, where a
-subprocess backend pins them).  What is left was someone else.  A monitor
-takes a snapshot before timing, after a short quiet check, and after every
-round, so a result can say "CPU 1 was busy with another process in 3 of 12
-rounds" instead of silently absorbing the slowdown.
+``/proc/stat`` says how busy each CPU was; this process's own CPU time
+(all its threads, plus its waited-for children: the subprocess backends)
+is charged to the timed CPUs first, where the rounds run, and only what
+exceeds their busy time to the other CPUs.  What is left was someone else.
+Charging by CPU time rather than by the CPU each thread last ran on keeps
+a thread that moved after its round from making the timed CPU look busy
+with a stranger; the price is that other threads of this process (a second
+pool worker) count as ours.  A monitor takes a snapshot before timing,
+after a short quiet check, and after every round, so a result can say
+"CPU 1 was busy with another process in 3 of 12 rounds" instead of
+silently absorbing the slowdown.
 
 On a phone (an :class:`AdbReader`) the benchmark's own CPU time is not
 visible from the host, so the timed CPUs are assumed to be the benchmark's
@@ -16,9 +20,7 @@ and only the other CPUs are judged.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from mnas.latency.backends.affinity import sibling_cpus
 from mnas.latency.measure.conditions import (
     Conditions,
+    CpuTimes,
     LocalReader,
     Snapshot,
     SystemReader,
@@ -36,51 +39,49 @@ from mnas.latency.measure.conditions import (
     take_snapshot,
 )
 
-#: Kernel clock ticks per second (USER_HZ) of /proc/stat and task stat.
+#: Kernel clock ticks per second (USER_HZ), the unit of /proc/stat.
 TICKS_PER_S = float(os.sysconf("SC_CLK_TCK"))
 
-#: Key of CPU time that belongs to no particular CPU (waited-for children).
-UNATTRIBUTED = -1
-
-OwnCpuReader = Callable[[], Mapping[int, float]]
+OwnCpuReader = Callable[[], float]
 
 
-def parse_task_stat(text: str) -> tuple[int, float]:
-    """(last CPU, user + system ticks) from a ``/proc/PID/task/TID/stat`` line.
+def own_cpu_ticks() -> float:
+    """CPU time of this process and its waited-for children, in ticks."""
+    t = os.times()
+    return (t.user + t.system + t.children_user + t.children_system) * TICKS_PER_S
 
-    The command name (field 2) may hold spaces and parentheses, so fields
-    are counted from the last ``)``: utime and stime are fields 14 and 15,
-    the CPU last run on is field 39.
+
+def charge_own(
+    deltas: Mapping[int, CpuTimes], own_ticks: float, timed_cpus: Sequence[int] | None
+) -> dict[int, float]:
+    """Our ticks per CPU: timed CPUs first, then the rest, by busy time.
+
+    Each CPU is charged at most its own busy ticks; within a group the
+    ticks go in proportion to how busy each CPU was.  Without timed CPUs
+    every CPU is one group.
     """
-    rest = text[text.rindex(")") + 2 :].split()
-    utime, stime, processor = int(rest[11]), int(rest[12]), int(rest[36])
-    return processor, float(utime + stime)
-
-
-def own_cpu_ticks(root: str = "") -> dict[int, float]:
-    """This process's CPU time in ticks, by the CPU each thread last ran on.
-
-    Children that were waited for (subprocess backends) are added under
-    :data:`UNATTRIBUTED`.
-    """
-    out: dict[int, float] = {}
-    for path in glob.glob(f"{root}/proc/self/task/*/stat"):
-        try:
-            with open(path) as handle:
-                cpu, ticks = parse_task_stat(handle.read())
-        except (OSError, ValueError, IndexError):
-            continue  # a thread that ended between the glob and the read
-        out[cpu] = out.get(cpu, 0.0) + ticks
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out[UNATTRIBUTED] = (children.ru_utime + children.ru_stime) * TICKS_PER_S
-    return out
+    timed = set(deltas) if timed_cpus is None else set(timed_cpus)
+    charged = {cpu: 0.0 for cpu in deltas}
+    remaining = max(own_ticks, 0.0)
+    for group in (
+        [c for c in deltas if c in timed],
+        [c for c in deltas if c not in timed],
+    ):
+        busy = sum(max(deltas[c].busy, 0) for c in group)
+        if busy <= 0 or remaining <= 0:
+            continue
+        take = min(remaining, busy)
+        for cpu in group:
+            charged[cpu] = take * max(deltas[cpu].busy, 0) / busy
+        remaining -= take
+    return charged
 
 
 def busy_by_others(
     before: Snapshot,
     after: Snapshot,
-    own_before: Mapping[int, float] | None,
-    own_after: Mapping[int, float] | None,
+    own_before: float | None,
+    own_after: float | None,
     timed_cpus: Sequence[int] | None,
     min_ticks: float = 5.0,
 ) -> dict[int, float]:
@@ -90,40 +91,21 @@ def busy_by_others(
     busy time is assumed to be the benchmark's.  CPUs whose window holds
     fewer than ``min_ticks`` ticks are left out too (too short to judge).
     """
-    timed = set(timed_cpus) if timed_cpus is not None else set(after.cpus)
     deltas = {
         cpu: after.cpus[cpu] - before.cpus[cpu]
         for cpu in after.cpus
         if cpu in before.cpus
     }
-    own: dict[int, float] = {cpu: 0.0 for cpu in deltas}
-    if own_before is not None and own_after is not None:
-        for cpu in set(own_before) | set(own_after):
-            used = own_after.get(cpu, 0.0) - own_before.get(cpu, 0.0)
-            if cpu == UNATTRIBUTED:
-                _spread_over(own, used, [c for c in deltas if c in timed], deltas)
-            elif cpu in own:
-                own[cpu] += used
-            else:  # a thread last seen on a CPU that has gone offline
-                _spread_over(own, used, list(deltas), deltas)
+    known = own_before is not None and own_after is not None
+    own = charge_own(deltas, own_after - own_before if known else 0.0, timed_cpus)
+    timed = set(deltas) if timed_cpus is None else set(timed_cpus)
     out: dict[int, float] = {}
     for cpu, delta in deltas.items():
-        if delta.total < min_ticks:
-            continue
-        if own_before is None and cpu in timed:
+        if delta.total < min_ticks or (not known and cpu in timed):
             continue
         others = max(0.0, delta.busy - own[cpu])
         out[cpu] = min(1.0, others / delta.total)
     return out
-
-
-def _spread_over(own, ticks, cpus, deltas) -> None:
-    """Charges ``ticks`` to ``cpus`` in proportion to how busy each was."""
-    cpus = cpus or list(deltas)
-    weights = [max(deltas[c].busy, 0) for c in cpus]
-    total = sum(weights)
-    for cpu, weight in zip(cpus, weights):
-        own[cpu] += ticks * (weight / total if total else 1.0 / len(cpus))
 
 
 @dataclass(frozen=True)
@@ -201,9 +183,9 @@ class InterferenceMonitor:
         self.snapshots: list[Snapshot] = []
         self.before: Window | None = None
         self._windows: list[Window] = []
-        self._last: tuple[Snapshot, Mapping[int, float] | None] | None = None
+        self._last: tuple[Snapshot, float | None] | None = None
 
-    def _take(self) -> tuple[Snapshot, Mapping[int, float] | None]:
+    def _take(self) -> tuple[Snapshot, float | None]:
         own = self.own() if self.own is not None else None
         snap = take_snapshot(self.reader, self.clock, self.thermal_status)
         return snap, own

@@ -246,7 +246,7 @@ class ScriptedReader:
 def fake_monitor(clock, busy_share, status=None):
     return InterferenceMonitor(
         ScriptedReader(busy_share, status),
-        own=lambda: {},
+        own=lambda: 0.0,
         timed_cpus=[0],
         clock=clock,
         sleep=clock.sleep,
