@@ -42,6 +42,16 @@ def cpu_mask_hex(cpus: Iterable[int]) -> str:
     return format(mask, "x")
 
 
+def mask_cpus(mask: str | int) -> tuple[int, ...]:
+    """CPU numbers of a hex affinity mask (``'f0'`` -> ``(4, 5, 6, 7)``)."""
+    value = (
+        mask if isinstance(mask, int) else int(str(mask).lower().removeprefix("0x"), 16)
+    )
+    if value <= 0:
+        raise ValueError(f"affinity mask {mask!r} selects no CPU")
+    return tuple(bit for bit in range(value.bit_length()) if value >> bit & 1)
+
+
 @contextlib.contextmanager
 def pinned_to(cpus: Iterable[int] | None) -> Iterator[None]:
     """Pins the calling thread to ``cpus`` for the block; None leaves it alone."""
@@ -59,3 +69,24 @@ def pinned_to(cpus: Iterable[int] | None) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, available)
+
+
+def sibling_cpus(cpus: Iterable[int], root: str = "") -> tuple[int, ...]:
+    """``cpus`` plus their SMT siblings (hyperthreads sharing a core).
+
+    Read from ``/sys/devices/system/cpu/cpuN/topology/thread_siblings_list``;
+    a CPU whose topology is unreadable counts as its own only sibling.  A
+    VM shows only the siblings the hypervisor chose to expose.
+    """
+    found: set[int] = set()
+    for cpu in cpus:
+        found.add(int(cpu))
+        path = (
+            f"{root}/sys/devices/system/cpu/cpu{int(cpu)}/topology/thread_siblings_list"
+        )
+        try:
+            with open(path) as handle:
+                found.update(parse_cpu_list(handle.read().strip()))
+        except (OSError, ValueError):
+            continue
+    return tuple(sorted(found))
