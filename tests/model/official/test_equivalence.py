@@ -40,7 +40,8 @@ import tensorflow as tf
 
 from mnas.model.builder import build_model
 from mnas.model.official.checkpoint import load_official_weights, write_checkpoint
-from mnas.search_space import get_preset
+from mnas.model.plan import plan_layers
+from mnas.search_space import ArchSpec, decode_block_strings, get_preset
 
 RESOLUTION = 64
 NUM_CLASSES = 1000
@@ -398,6 +399,50 @@ CASES = [
     pytest.param("mnasnet-a1", 0.75, id="mnasnet-a1-x0.75"),
     pytest.param("mnasnet-a1", 1.4, id="mnasnet-a1-x1.4"),
 ]
+
+
+SKIP_CASES = [*CASES, pytest.param("mnasnet-small", 0.35, id="mnasnet-small-x0.35")]
+
+
+@pytest.mark.parametrize("name, multiplier", SKIP_CASES)
+def test_identity_skips_are_where_the_official_network_has_them(name, multiplier):
+    spec = get_preset(name, width_multiplier=multiplier or 1.0)
+    plan = plan_layers(spec, (RESOLUTION, RESOLUTION))
+    official = ref_layers(OFFICIAL_MODELS[name][2], multiplier)
+    assert [layer.has_identity_skip for layer in plan] == [
+        layer.adds_input for layer in official
+    ]
+
+
+def test_mnasnet_small_first_layer_has_no_residual_at_width_one():
+    # Stem 8 -> r1_k3_s11_e1_i16_o8: 8 channels arrive and leave, but the
+    # declared input is 16. At x0.35 the declared input rounds to 8: a residual.
+    first = plan_layers(get_preset("mnasnet-small"), (64, 64))[0]
+    assert (first.input_filters, first.output_filters, first.stride) == (8, 8, 1)
+    assert not first.has_identity_skip
+    narrow = plan_layers(get_preset("mnasnet-small", 0.35), (64, 64))[0]
+    assert narrow.has_identity_skip
+
+
+def test_repeats_compare_their_output_filters_with_themselves():
+    spec = ArchSpec(
+        blocks=decode_block_strings(["r3_k3_s11_e6_i16_o24"]), stem_filters=16
+    )
+    assert [layer.has_identity_skip for layer in plan_layers(spec, (32, 32))] == [
+        False,
+        True,
+        True,
+    ]
+
+
+def test_declared_match_without_matching_channels_adds_nothing():
+    # The official code would fail adding 16 to 8 channels; mnas omits the add.
+    spec = ArchSpec(
+        blocks=decode_block_strings(["r1_k3_s11_e1_i8_o8"]), stem_filters=16
+    )
+    assert not plan_layers(spec, (32, 32))[0].has_identity_skip
+    model = build_model(spec, (32, 32, 3), 10)
+    assert not any(layer.name.endswith("_add") for layer in model.layers)
 
 
 @pytest.mark.parametrize("name, multiplier", CASES)
