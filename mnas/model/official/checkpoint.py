@@ -161,12 +161,11 @@ def load_official_weights(
         )
     missing = [e for e in entries if e.official not in shapes]
     if missing:
-        listed = "; ".join(
-            f"'{e.official}' (for Keras weight '{e.keras}')" for e in missing[:10]
+        listed = _first_ten(
+            [f"'{e.official}' (for Keras weight '{e.keras}')" for e in missing], "; "
         )
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise MissingTensorError(
-            f"checkpoint '{prefix}' lacks {len(missing)} tensor(s): {listed}{more}"
+            f"checkpoint '{prefix}' lacks {len(missing)} tensor(s): {listed}"
         )
 
     use_ema = prefer_ema and any(
@@ -174,14 +173,16 @@ def load_official_weights(
     )
     no_shadow = [e for e in entries if e.official + names.EMA_SUFFIX not in shapes]
     if use_ema and no_shadow and not allow_missing_ema:
-        listed = "; ".join(
-            f"'{e.official}{names.EMA_SUFFIX}' (for Keras weight '{e.keras}')"
-            for e in no_shadow[:10]
+        listed = _first_ten(
+            [
+                f"'{e.official}{names.EMA_SUFFIX}' (for Keras weight '{e.keras}')"
+                for e in no_shadow
+            ],
+            "; ",
         )
-        more = f" and {len(no_shadow) - 10} more" if len(no_shadow) > 10 else ""
         raise MissingMovingAverageError(
             f"checkpoint '{prefix}' holds moving averages but lacks "
-            f"{len(no_shadow)} of them: {listed}{more}; the official evaluation "
+            f"{len(no_shadow)} of them: {listed}; the official evaluation "
             "fails on a missing moving average (allow_missing_ema loads the raw "
             "weights there)"
         )
@@ -225,16 +226,21 @@ def load_official_weights(
         else:
             unexpected.append(name)
     if unexpected:
-        listed = ", ".join(f"'{n}'" for n in unexpected[:10])
-        more = f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else ""
+        listed = _first_ten([f"'{n}'" for n in unexpected], ", ")
         raise UnexpectedTensorError(
             f"checkpoint '{prefix}' holds {len(unexpected)} tensor(s) that fit no "
-            f"Keras weight of {spec.name}: {listed}{more}"
+            f"Keras weight of {spec.name}: {listed}"
         )
     for weight, value in values:  # Only once everything is known to fit.
         weight.assign(value)
     missing_ema = tuple(e.official for e in no_shadow) if use_ema else ()
     return ImportReport(model_name, layout, assigned, ignored, use_ema, missing_ema)
+
+
+def _first_ten(items: list[str], separator: str) -> str:
+    """Up to ten items, and how many more, for an error message."""
+    more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+    return separator.join(items[:10]) + more
 
 
 def _width_hint(spec: ArchSpec, entry: names.NameEntry) -> str:

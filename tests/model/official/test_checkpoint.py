@@ -97,26 +97,33 @@ def test_moving_average_shadows_win(tmp_path) -> None:
     np.testing.assert_array_equal(weight.numpy(), raw[first.official])
 
 
-def _with_shadows(raw, ema, drop=()) -> dict[str, np.ndarray]:
+B1_STEM_VARIANCE = "mnasnet-b1/mnas_stem/batch_normalization/moving_variance"
+
+
+def _b1_lacking_one_shadow(tmp_path):
+    """B1 with raw weights and shadows, but no shadow for the stem's variance."""
+    spec = _spec("mnasnet-b1")
+    raw, ema = _random_tensors(spec, seed=1), _random_tensors(spec, seed=2)
     tensors = dict(raw)
     tensors.update(
-        {n + "/ExponentialMovingAverage": v for n, v in ema.items() if n not in drop}
+        {
+            n + "/ExponentialMovingAverage": v
+            for n, v in ema.items()
+            if n != B1_STEM_VARIANCE
+        }
     )
-    return tensors
+    return spec, raw, ema, write_checkpoint(str(tmp_path / "ckpt"), tensors)
 
 
 def test_a_missing_moving_average_is_refused_and_named(tmp_path) -> None:
-    spec = _spec("mnasnet-b1")
-    raw, ema = _random_tensors(spec, seed=1), _random_tensors(spec, seed=2)
-    gone = "mnasnet-b1/mnas_stem/batch_normalization/moving_variance"
-    prefix = write_checkpoint(str(tmp_path / "ckpt"), _with_shadows(raw, ema, {gone}))
+    spec, _, _, prefix = _b1_lacking_one_shadow(tmp_path)
     model = build_model(spec)
     before = [w.numpy().copy() for w in model.weights]
     with pytest.raises(MissingMovingAverageError) as error:
         load_official_weights(model, spec, prefix)
     assert str(error.value) == (
         f"checkpoint '{prefix}' holds moving averages but lacks 1 of them: "
-        f"'{gone}/ExponentialMovingAverage' (for Keras weight "
+        f"'{B1_STEM_VARIANCE}/ExponentialMovingAverage' (for Keras weight "
         "'stem_bn/moving_variance'); the official evaluation fails on a missing "
         "moving average (allow_missing_ema loads the raw weights there)"
     )
@@ -125,16 +132,13 @@ def test_a_missing_moving_average_is_refused_and_named(tmp_path) -> None:
 
 
 def test_a_mixed_load_when_asked_takes_the_raw_weight_and_says_so(tmp_path) -> None:
-    spec = _spec("mnasnet-b1")
-    raw, ema = _random_tensors(spec, seed=1), _random_tensors(spec, seed=2)
-    gone = "mnasnet-b1/mnas_stem/batch_normalization/moving_variance"
-    prefix = write_checkpoint(str(tmp_path / "ckpt"), _with_shadows(raw, ema, {gone}))
+    spec, raw, ema, prefix = _b1_lacking_one_shadow(tmp_path)
     model = build_model(spec)
     report = load_official_weights(model, spec, prefix, allow_missing_ema=True)
-    assert report.ema and report.missing_ema == (gone,)
-    assert report.assigned["stem_bn/moving_variance"] == gone
+    assert report.ema and report.missing_ema == (B1_STEM_VARIANCE,)
+    assert report.assigned["stem_bn/moving_variance"] == B1_STEM_VARIANCE
     np.testing.assert_array_equal(
-        model.get_layer("stem_bn").moving_variance.numpy(), raw[gone]
+        model.get_layer("stem_bn").moving_variance.numpy(), raw[B1_STEM_VARIANCE]
     )
     gamma = "mnasnet-b1/mnas_stem/batch_normalization/gamma"
     np.testing.assert_array_equal(model.get_layer("stem_bn").gamma.numpy(), ema[gamma])
