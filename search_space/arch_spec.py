@@ -31,9 +31,11 @@ SPEC_FORMAT_VERSION = 1
 def round_filters(
     filters: int | float, multiplier: float = 1.0, divisor: int = 8
 ) -> int:
-    """Scales ``filters`` and rounds to a multiple of ``divisor`` (at least one).
+    """Scales ``filters`` and rounds to the nearest multiple of ``divisor``.
 
-    Rounding never loses more than 10%: if it would, one more ``divisor`` is added.
+    The result is at least ``divisor`` and never loses more than 10%: if it
+    would, one more ``divisor`` is added. ``ArchSpec`` applies it only with a
+    width multiplier (see ``ArchSpec.scale_filters``).
     """
     scaled = filters * multiplier
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
@@ -108,30 +110,33 @@ class ArchSpec:
     def block_strings(self) -> tuple[str, ...]:
         return encode_block_strings(self.blocks)
 
+    def scale_filters(self, filters: int) -> int:
+        """A declared filter count as built.
+
+        As the official ``round_filters``: unchanged without a width multiplier
+        (so mnasnet-d1's ``o36`` stays 36 and its checkpoints load), scaled and
+        rounded to the divisor with one.
+        """
+        if self.width_multiplier == 1.0:
+            return filters
+        return round_filters(filters, self.width_multiplier, self.depth_divisor)
+
     def scaled_stem_filters(self) -> int:
-        return round_filters(
-            self.stem_filters, self.width_multiplier, self.depth_divisor
-        )
+        return self.scale_filters(self.stem_filters)
 
     def scaled_head_filters(self) -> int:
         if self.head_scaling == "scaled" or (
             self.head_scaling == "scaled_if_wider" and self.width_multiplier > 1.0
         ):
-            return round_filters(
-                self.head_filters, self.width_multiplier, self.depth_divisor
-            )
+            return self.scale_filters(self.head_filters)
         return self.head_filters
 
     def scaled_blocks(self) -> tuple[BlockArgs, ...]:
         """Blocks with width and depth multipliers applied (the built network)."""
-
-        def scale(filters: int) -> int:
-            return round_filters(filters, self.width_multiplier, self.depth_divisor)
-
         return tuple(
             block.replace(
-                input_filters=scale(block.input_filters),
-                output_filters=scale(block.output_filters),
+                input_filters=self.scale_filters(block.input_filters),
+                output_filters=self.scale_filters(block.output_filters),
                 num_repeat=round_repeats(block.num_repeat, self.depth_multiplier),
             )
             for block in self.blocks

@@ -43,10 +43,19 @@ class LayerPlan:
 
     @property
     def has_identity_skip(self) -> bool:
+        """Official MnasNet rule: stride 1 and *declared* in == out filters.
+
+        The declared input is the block's ``i`` for its first layer and its
+        ``o`` for the repeats (the official builder sets ``input_filters =
+        output_filters`` after the first); the channels that arrive must match
+        too, or there is nothing to add.
+        """
+        first = self.repeat_index == 0
+        declared = self.block.input_filters if first else self.block.output_filters
         return (
             self.block.skip == "identity"
             and self.stride == 1
-            and self.input_filters == self.output_filters
+            and declared == self.input_filters == self.output_filters
         )
 
     @property
@@ -65,9 +74,10 @@ def conv_output_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
 
 def plan_layers(spec: ArchSpec, input_size: tuple[int, int]) -> tuple[LayerPlan, ...]:
     size = conv_output_size(input_size, 2)  # after the stem
-    # A block's declared input filters are informational: like the official
-    # builder, each layer consumes what actually arrives. They differ only where
-    # a preset says so (mnasnet-small: stem 8, first block i16).
+    # Each layer consumes the channels that actually arrive, as in the official
+    # builder; a block's declared input filters only decide its identity skip
+    # (``has_identity_skip``). They differ only where a preset says so
+    # (mnasnet-small: stem 8, first block i16, so no residual there).
     channels = spec.scaled_stem_filters()
     plans = []
     global_index = 0
