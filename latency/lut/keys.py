@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from mnas.model.plan import LayerPlan, conv_output_size, plan_layers
 from mnas.search_space import ArchSpec, BlockArgs
-from mnas.search_space.space import FactorizedSearchSpace
+from mnas.search_space.space import FactorizedSearchSpace, LayerSlot
 
 KINDS = ("stem", "layer", "head", "classifier")
 SKIPS = ("none", "add", "pool")
@@ -178,43 +178,6 @@ def keys_for_spec(
 # -- the whole space ---------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class SlotChoices:
-    """Where a layer slot of a block sits and what its input channels can be."""
-
-    block_index: int
-    slot: int
-    size: int
-    stride: int
-    input_channels: tuple[int, ...]  # one per choice of what feeds the slot
-    output_channels: tuple[int, ...]  # one per filters choice of the block
-
-    @property
-    def channel_pairs(self) -> tuple[tuple[int, int], ...]:
-        """(in, out) pairs the slot can see: any pair for slot 0, in == out after."""
-        if self.slot == 0:
-            return tuple(itertools.product(self.input_channels, self.output_channels))
-        return tuple(zip(self.output_channels, self.output_channels))
-
-
-def space_slots(space: FactorizedSearchSpace) -> tuple[SlotChoices, ...]:
-    """Every layer slot of the space with its shapes. Slot 0 of a block takes the
-    previous block's filters choices (the stem for block 0); later slots take the
-    block's own."""
-    size = conv_output_size((space.resolution, space.resolution), 2)[0]
-    previous: tuple[int, ...] = (space.stem_filters,)
-    slots = []
-    for index, skeleton in enumerate(space.skeleton):
-        filters = space._block_choices(skeleton)["filters"]
-        for slot in range(space.max_layers(index)):
-            stride = skeleton.stride if slot == 0 else 1
-            inputs = previous if slot == 0 else filters
-            slots.append(SlotChoices(index, slot, size, stride, inputs, filters))
-            size = conv_output_size((size, size), stride)[0]
-        previous = filters
-    return tuple(slots)
-
-
 def slot_block_args(
     space: FactorizedSearchSpace,
 ) -> Iterator[tuple[int, int, int, int, BlockArgs]]:
@@ -247,17 +210,24 @@ def space_keys(
     keys: set[LayerKey] = {
         stem_key(space.stem_filters, space.resolution, space.activation)
     }
-    for slot in space_slots(space):
+    slots = space.slots()
+    for slot in slots:
         for *_, block in slot_block_args(space):
-            for c_in, c_out in slot.channel_pairs:
-                keys.add(
-                    layer_key(
-                        block, c_in, c_out, slot.stride, slot.size, space.activation
-                    )
-                )
-    last = space_slots(space)[-1]
-    final_size = conv_output_size((last.size, last.size), last.stride)[0]
-    for c_in in last.output_channels:
+            for c_in, c_out in slot.width_pairs:
+                keys.add(slot_key(space, slot, block, c_in, c_out))
+    final_size = slots[-1].output_size
+    for c_in in slots[-1].out_widths:
         keys.add(head_key(c_in, space.head_filters, final_size, space.activation))
     keys.add(classifier_key(space.head_filters, final_size, num_classes))
     return tuple(sorted(keys))
+
+
+def slot_key(
+    space: FactorizedSearchSpace,
+    slot: LayerSlot,
+    block: BlockArgs,
+    c_in: int,
+    c_out: int,
+) -> LayerKey:
+    """The key of ``block``'s choices in ``slot`` at widths ``c_in -> c_out``."""
+    return layer_key(block, c_in, c_out, slot.stride, slot.input_size, space.activation)

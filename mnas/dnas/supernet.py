@@ -32,7 +32,6 @@ exactly the plain network ``mnas.model.builder`` builds from the decoded spec
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 import keras
@@ -40,65 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnas.search_space import ArchSpec, FactorizedSearchSpace
-from mnas.search_space.space import LAYER_DECISION_KINDS
-
-
-@dataclasses.dataclass(frozen=True)
-class SlotSpec:
-    """One layer slot of the supernet: its place, shapes and the decisions it reads."""
-
-    block: int
-    slot: int
-    stride: int
-    in_widths: tuple[int, ...]
-    out_widths: tuple[int, ...]
-    in_decision: str | None  # filters decision of the input (None: the stem)
-    out_decision: str
-    kind_decisions: Mapping[str, str]  # conv_op/kernel/se_ratio/skip -> name
-    layers_decision: str
-    exists: tuple[bool, ...]  # per layer-count choice: does this slot exist
-
-    @property
-    def name(self) -> str:
-        return f"block{self.block}_slot{self.slot}"
-
-    @property
-    def in_max(self) -> int:
-        return max(self.in_widths)
-
-    @property
-    def out_max(self) -> int:
-        return max(self.out_widths)
-
-
-def plan_slots(space: FactorizedSearchSpace, sharing: str) -> tuple[SlotSpec, ...]:
-    """The supernet's layer slots, in network order."""
-    space.decisions_for(sharing)  # validates ``sharing``
-    slots = []
-    in_widths: tuple[int, ...] = (space.stem_filters,)
-    in_decision = None
-    for b, skeleton in enumerate(space.skeleton):
-        choices = space._block_choices(skeleton)  # the space's one traversal
-        widths = tuple(choices["filters"])
-        counts = tuple(choices["layers"])
-        for r in range(space.max_layers(b)):
-            prefix = f"block{b}/layer{r}" if sharing == "layer" else f"block{b}"
-            slots.append(
-                SlotSpec(
-                    block=b,
-                    slot=r,
-                    stride=skeleton.stride if r == 0 else 1,
-                    in_widths=in_widths if r == 0 else widths,
-                    out_widths=widths,
-                    in_decision=in_decision if r == 0 else f"block{b}/filters",
-                    out_decision=f"block{b}/filters",
-                    kind_decisions={k: f"{prefix}/{k}" for k in LAYER_DECISION_KINDS},
-                    layers_decision=f"block{b}/layers",
-                    exists=tuple(count > r for count in counts),
-                )
-            )
-        in_widths, in_decision = widths, f"block{b}/filters"
-    return tuple(slots)
+from mnas.search_space.space import LayerSlot
 
 
 def _conv_init() -> keras.initializers.Initializer:
@@ -213,7 +154,7 @@ class _Candidate(keras.layers.Layer):
 
     def __init__(
         self,
-        slot: SlotSpec,
+        slot: LayerSlot,
         conv_op: str,
         expand_ratio: int,
         space: FactorizedSearchSpace,
@@ -337,8 +278,8 @@ class _Candidate(keras.layers.Layer):
 class SearchableLayer(keras.layers.Layer):
     """A layer slot: all candidate ops, the skip mix and the existence mix."""
 
-    def __init__(self, slot: SlotSpec, space: FactorizedSearchSpace, bn: dict, **kw):
-        super().__init__(name=slot.name, **kw)
+    def __init__(self, slot: LayerSlot, space: FactorizedSearchSpace, bn: dict, **kw):
+        super().__init__(name=f"block{slot.block}_slot{slot.slot}", **kw)
         self.slot_spec = slot
         self.skips = tuple(space.skips)
         self.candidates = [
@@ -436,7 +377,7 @@ class Supernet(keras.Model):
         self.space = space
         self.sharing = sharing
         self.decisions = space.decisions_for(sharing)
-        self.slots = plan_slots(space, sharing)
+        self.slots = space.slots(sharing)
         self.num_classes = num_classes
         self.activation = _ACTIVATIONS[space.activation]
         bn = {"momentum": bn_momentum, "epsilon": bn_epsilon}

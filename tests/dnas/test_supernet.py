@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnas.dnas.supernet import build_supernet, plan_slots
+from mnas.dnas.supernet import build_supernet
 from mnas.model.builder import build_model
-from mnas.search_space import MNASNET_SPACE
 from mnas.testing.dnas import TINY_SPACE, tiny_latency
 
 SHAPE = (16, 16, 3)
@@ -34,23 +33,8 @@ def _set_theta(net, actions, scale=50.0):
         theta.assign(values)
 
 
-def test_slots_and_candidates_per_layer():
-    for sharing in ("block", "layer"):
-        slots = plan_slots(MNASNET_SPACE, sharing)
-        assert len(slots) == sum(
-            MNASNET_SPACE.max_layers(b) for b in range(len(MNASNET_SPACE.skeleton))
-        )
-        names = {d.name for d in MNASNET_SPACE.decisions_for(sharing)}
-        for slot in slots:
-            assert set(slot.kind_decisions.values()) <= names
-            assert slot.out_decision in names and slot.layers_decision in names
-    assert plan_slots(MNASNET_SPACE, "layer")[3].kind_decisions["kernel"] == (
-        "block1/layer1/kernel"
-    )
-
-
 def test_supernet_holds_every_candidate(net):
-    assert len(net.searchable) == len(plan_slots(TINY_SPACE, net.sharing))
+    assert len(net.searchable) == len(TINY_SPACE.slots(net.sharing))
     for layer in net.searchable:
         assert layer.num_candidates == len(TINY_SPACE.conv_ops)
         labels = [c.name for c in layer.candidates]
