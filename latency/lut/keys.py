@@ -15,8 +15,14 @@ import functools
 import itertools
 from collections.abc import Iterator
 
-from mnas.model.plan import LayerPlan, conv_output_size, plan_layers
+from mnas.model.plan import (
+    LayerPlan,
+    conv_output_size,
+    identity_skip_applies,
+    plan_layers,
+)
 from mnas.search_space import ArchSpec, BlockArgs
+from mnas.search_space.block_args import conv_op_expands
 from mnas.search_space.space import FactorizedSearchSpace, LayerSlot
 
 KINDS = ("stem", "layer", "head", "classifier")
@@ -69,7 +75,7 @@ class LayerKey:
         shape = f"{self.size}x{self.size}x{self.in_channels}"
         if self.kind == "layer":
             op = self.conv_op + (
-                f"_e{self.expand_ratio}" if self.conv_op == "mbconv" else ""
+                f"_e{self.expand_ratio}" if conv_op_expands(self.conv_op) else ""
             )
             return (
                 f"layer:{op}_k{self.kernel}_s{self.stride}_se{self.se_filters}"
@@ -98,7 +104,7 @@ def layer_key(
     se_filters: int | None = None,
 ) -> LayerKey:
     """The canonical key of one searchable layer (see the module docstring)."""
-    changes_shape = stride != 1 or input_channels != output_channels
+    changes_shape = not identity_skip_applies(stride, input_channels, output_channels)
     if block.skip == "identity":
         skip = "none" if changes_shape else "add"
     elif block.skip == "pool":
@@ -115,7 +121,7 @@ def layer_key(
         stride=stride,
         kernel=block.kernel_size,
         conv_op=block.conv_op,
-        expand_ratio=block.expand_ratio if block.conv_op == "mbconv" else 1,
+        expand_ratio=block.expand_ratio,  # BlockArgs: 1 for ops without expansion
         se_filters=se_filters if block.has_se else 0,
         skip=skip,
         activation=activation,
