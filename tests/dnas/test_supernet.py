@@ -4,7 +4,12 @@ import tensorflow as tf
 
 from mnas.dnas.supernet import build_supernet
 from mnas.model.builder import build_model
-from mnas.testing.dnas import TINY_SPACE, tiny_latency
+from mnas.testing.dnas import (
+    TINY_SPACE,
+    randomize_supernet,
+    set_one_hot_theta,
+    tiny_latency,
+)
 
 SHAPE = (16, 16, 3)
 
@@ -12,25 +17,6 @@ SHAPE = (16, 16, 3)
 @pytest.fixture(scope="module", params=["block", "layer"])
 def net(request):
     return build_supernet(TINY_SPACE, request.param, SHAPE, 10)
-
-
-def _randomize_batch_norm(net, rng):
-    for bn in net.batch_norms():
-        channels = bn.gamma.shape[0]
-        bn.gamma.assign(rng.uniform(0.5, 1.5, channels).astype(np.float32))
-        bn.beta.assign(rng.normal(0, 0.3, channels).astype(np.float32))
-        bn.moving_mean.assign(rng.normal(0, 0.3, channels).astype(np.float32))
-        bn.moving_variance.assign(rng.uniform(0.5, 2, channels).astype(np.float32))
-    for variable in net.weight_variables:
-        if "_rb" in variable.path or "_eb" in variable.path:  # SE biases
-            variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
-
-
-def _set_theta(net, actions, scale=50.0):
-    for theta, action in zip(net.theta, actions):
-        values = np.zeros(theta.shape, np.float32)
-        values[action] = scale
-        theta.assign(values)
 
 
 def test_supernet_holds_every_candidate(net):
@@ -56,7 +42,7 @@ def test_derived_architecture_is_the_decoded_argmax(net):
 
 def test_one_hot_supernet_computes_the_plain_network(net):
     rng = np.random.default_rng(0)
-    _randomize_batch_norm(net, rng)
+    randomize_supernet(net, rng)
     images = rng.uniform(-1, 1, (4, *SHAPE)).astype(np.float32)
     decisions = TINY_SPACE.decisions_for(net.sharing)
     for trial in range(6):
@@ -68,7 +54,7 @@ def test_one_hot_supernet_computes_the_plain_network(net):
                 if name.endswith("/skip"):
                     named[name] = 2
             actions = [named[d.name] for d in decisions]
-        _set_theta(net, actions)
+        set_one_hot_theta(net, actions)
         spec = net.derive()
         assert spec == TINY_SPACE.decode_for(net.sharing, actions)
         plain = build_model(spec, SHAPE, 10, classifier_activation=None)
