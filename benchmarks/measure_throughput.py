@@ -393,14 +393,14 @@ def measure_lut_entry(
     import keras
 
     from mnas.latency.backends.host import HostBackend
-    from mnas.model.builder import _layer, _Ops  # the builder's own layer code
+    from mnas.model.builder import build_layer  # the builder's own layer code
     from mnas.model.plan import plan_layers
 
     layer = plan_layers(spec, (RESOLUTION, RESOLUTION))[layer_index]
     keras.backend.clear_session()
     start = time.perf_counter()
     inputs = keras.Input((*layer.input_size, layer.input_filters))
-    model = keras.Model(inputs, _layer(_Ops(spec), inputs, layer, 0.0))
+    model = keras.Model(inputs, build_layer(spec, inputs, layer))
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     data, _ = export_no_savedmodel(model)

@@ -6,8 +6,9 @@ official grammar lacks, so two optional bare tokens are added; official strings
 never contain them and are unaffected:
 
 * conv op: ``conv`` (regular KxK conv) or ``dsconv`` (depthwise-separable conv,
-  MobileNetV1 style). Absent means MBConv (inverted bottleneck) with expansion
-  ``e``.
+  MobileNetV1 style), or any op registered with ``register_conv_op`` (by
+  ``mnas.model.ops.register_op``, which holds its structure). Absent means
+  MBConv (inverted bottleneck) with expansion ``e``.
 * skip op: ``noskip`` (official) or ``poolskip`` (pooling residual). Absent
   means the identity residual where shapes allow it.
 
@@ -22,13 +23,53 @@ from typing import Literal
 
 from mnas.search_space.errors import BlockStringError
 
-ConvOp = Literal["mbconv", "conv", "dsconv"]
+ConvOp = str  # a name of ``conv_op_names()``
 SkipOp = Literal["identity", "none", "pool"]
 
-CONV_OPS: tuple[str, ...] = ("mbconv", "conv", "dsconv")
 SKIP_OPS: tuple[str, ...] = ("identity", "none", "pool")
-_OP_TOKENS = {"conv": "conv", "dsconv": "dsconv"}
 _SKIP_TOKENS = {"noskip": "none", "poolskip": "pool"}
+# Conv op -> whether it takes the expansion ratio ``e``. ``mbconv`` is the
+# official op (no token); every other op is written as its bare name.
+_BUILTIN_CONV_OPS: dict[str, bool] = {"mbconv": True, "conv": False, "dsconv": False}
+_CONV_OPS: dict[str, bool] = dict(_BUILTIN_CONV_OPS)
+_OP_NAME = re.compile(r"^[a-z][a-z0-9]*$")
+
+
+def conv_op_names() -> tuple[str, ...]:
+    """Every conv op a block may name, built-in ones first."""
+    return tuple(_CONV_OPS)
+
+
+def conv_op_expands(conv_op: str) -> bool:
+    """Whether ``conv_op`` takes the expansion ratio (only then may ``e`` be > 1)."""
+    return _CONV_OPS[conv_op]
+
+
+def register_conv_op(name: str, expands: bool) -> None:
+    """Makes ``name`` a conv op of blocks and block strings (its bare token).
+
+    Only the name is data here; ``mnas.model.ops.register_op`` calls this with
+    the op's structure, so use that one."""
+    if not isinstance(name, str) or not _OP_NAME.match(name):
+        raise BlockStringError(
+            f"conv op name must be lower-case letters and digits, got {name!r}"
+        )
+    if name in _CONV_OPS:
+        raise BlockStringError(f"conv op {name!r} is already registered")
+    if name in _SKIP_TOKENS or _field_of(name) is not None:
+        raise BlockStringError(
+            f"conv op name {name!r} would read as a block-string field or skip"
+        )
+    _CONV_OPS[name] = bool(expands)
+
+
+def unregister_conv_op(name: str) -> None:
+    """Undoes ``register_conv_op`` (built-in ops stay)."""
+    if name in _BUILTIN_CONV_OPS:
+        raise BlockStringError(f"conv op {name!r} is built in")
+    if name not in _CONV_OPS:
+        raise BlockStringError(f"conv op {name!r} is not registered")
+    del _CONV_OPS[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +95,13 @@ class BlockArgs:
             raise BlockStringError(f"kernel_size must be odd, got {self.kernel_size}")
         if not 0.0 <= self.se_ratio <= 1.0:
             raise BlockStringError(f"se_ratio must be in [0, 1], got {self.se_ratio}")
-        if self.conv_op not in CONV_OPS:
+        if self.conv_op not in _CONV_OPS:
             raise BlockStringError(
-                f"conv_op must be one of {CONV_OPS}, got {self.conv_op!r}"
+                f"conv_op must be one of {conv_op_names()}, got {self.conv_op!r}"
             )
         if self.skip not in SKIP_OPS:
             raise BlockStringError(f"skip must be one of {SKIP_OPS}, got {self.skip!r}")
-        if self.conv_op != "mbconv" and self.expand_ratio != 1:
+        if not conv_op_expands(self.conv_op) and self.expand_ratio != 1:
             raise BlockStringError(
                 f"expand_ratio must be 1 for conv_op {self.conv_op!r}, "
                 f"got {self.expand_ratio}"
@@ -124,12 +165,12 @@ def decode_block_string(block_string: str) -> BlockArgs:
     for token in text.split("_"):
         if not token:
             raise BlockStringError(f"empty field in block string {block_string!r}")
-        if token in _OP_TOKENS:
+        if token in _CONV_OPS and token != "mbconv":
             if conv_op != "mbconv":
                 raise BlockStringError(
                     f"conv op given twice in block string {block_string!r}"
                 )
-            conv_op = _OP_TOKENS[token]
+            conv_op = token
             continue
         if token in _SKIP_TOKENS:
             if skip != "identity":

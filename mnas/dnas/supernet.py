@@ -28,77 +28,28 @@ exactly the plain network ``mnas.model.builder`` builds from the decoded spec
   narrower one.
 * ``layers``: slot ``r`` exists with probability ``P(layers > r)``; its output
   is ``p · layer(x) + (1 − p) · x`` (FBNet's "skip" candidate).
+
+Each candidate's structure is its op's in ``mnas.model.ops`` (so a registered
+op becomes a candidate when a space's ``conv_ops`` lists it); this module
+supplies the primitives: ``_SupernetOps`` (mixed kernels, masked widths, the
+SE-gate mix) and ``_CopyOps`` (the weight copy onto a plain model).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mnas.model import ops
+from mnas.model.plan import LayerPlan, conv_names, depthwise_names, plan_layers
 from mnas.search_space import ArchSpec, FactorizedSearchSpace
-from mnas.search_space.space import LAYER_DECISION_KINDS
-
-
-@dataclasses.dataclass(frozen=True)
-class SlotSpec:
-    """One layer slot of the supernet: its place, shapes and the decisions it reads."""
-
-    block: int
-    slot: int
-    stride: int
-    in_widths: tuple[int, ...]
-    out_widths: tuple[int, ...]
-    in_decision: str | None  # filters decision of the input (None: the stem)
-    out_decision: str
-    kind_decisions: Mapping[str, str]  # conv_op/kernel/se_ratio/skip -> name
-    layers_decision: str
-    exists: tuple[bool, ...]  # per layer-count choice: does this slot exist
-
-    @property
-    def name(self) -> str:
-        return f"block{self.block}_slot{self.slot}"
-
-    @property
-    def in_max(self) -> int:
-        return max(self.in_widths)
-
-    @property
-    def out_max(self) -> int:
-        return max(self.out_widths)
-
-
-def plan_slots(space: FactorizedSearchSpace, sharing: str) -> tuple[SlotSpec, ...]:
-    """The supernet's layer slots, in network order."""
-    space.decisions_for(sharing)  # validates ``sharing``
-    slots = []
-    in_widths: tuple[int, ...] = (space.stem_filters,)
-    in_decision = None
-    for b, skeleton in enumerate(space.skeleton):
-        choices = space._block_choices(skeleton)  # the space's one traversal
-        widths = tuple(choices["filters"])
-        counts = tuple(choices["layers"])
-        for r in range(space.max_layers(b)):
-            prefix = f"block{b}/layer{r}" if sharing == "layer" else f"block{b}"
-            slots.append(
-                SlotSpec(
-                    block=b,
-                    slot=r,
-                    stride=skeleton.stride if r == 0 else 1,
-                    in_widths=in_widths if r == 0 else widths,
-                    out_widths=widths,
-                    in_decision=in_decision if r == 0 else f"block{b}/filters",
-                    out_decision=f"block{b}/filters",
-                    kind_decisions={k: f"{prefix}/{k}" for k in LAYER_DECISION_KINDS},
-                    layers_decision=f"block{b}/layers",
-                    exists=tuple(count > r for count in counts),
-                )
-            )
-        in_widths, in_decision = widths, f"block{b}/filters"
-    return tuple(slots)
+from mnas.search_space.space import LayerSlot
 
 
 def _conv_init() -> keras.initializers.Initializer:
@@ -208,12 +159,277 @@ class _Masks:
         return self._cache[key]
 
 
+class _MixedKernel:
+    """Stands for the slot's searched kernel in ``OpArgs.kernel``: a conv given
+    it keeps one kernel per size and convolves with their mix."""
+
+
+MIXED_KERNEL = _MixedKernel()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Width:
+    """A width mix: ``decision`` picks one of ``widths``, times ``scale``
+    (an expansion; an SE ratio); tensors are ``channels`` wide, masked."""
+
+    decision: str | None
+    widths: tuple[int, ...]
+    scale: float = 1
+
+    @property
+    def channels(self) -> int:
+        return _scaled_width(max(self.widths), self.scale)
+
+    def __mul__(self, ratio: float) -> _Width:
+        return _Width(self.decision, self.widths, self.scale * ratio)
+
+    __rmul__ = __mul__
+
+
+@dataclasses.dataclass(frozen=True)
+class _T:
+    """A supernet tensor: ``value`` (None while weights are being created),
+    its width, and whether channels past the width still await their mask
+    (applied when the next primitive consumes it; the slot masks its output)."""
+
+    value: Any
+    width: _Width
+    pending: bool = False
+
+
+class _SupernetOps(ops.Primitives):
+    """The supernet's primitives for one owner layer (a candidate op, or a
+    slot's skip). Run once with ``masks=None`` to create the weights, then
+    ``bound`` to a forward pass's masks."""
+
+    def __init__(
+        self,
+        owner: keras.layers.Layer,
+        slot: LayerSlot,
+        space: FactorizedSearchSpace,
+        bn: dict,
+    ):
+        self.owner = owner
+        self.slot = slot
+        self.decisions = slot.kind_decisions
+        self.kernel_sizes = tuple(space.kernel_sizes)
+        self.k_max = max(self.kernel_sizes)
+        self.se_ratios = tuple(space.se_ratios)
+        self.act = _ACTIVATIONS[space.activation]
+        self.bn_config = bn
+        self.variables: dict[str, Any] = {}  # name -> variable or _BatchNorm
+        self.batch_norms: list[_BatchNorm] = []
+        self.deferred: list[Callable[[], object]] = []
+        self.prefix = ""  # "se0.25_" inside one SE ratio's gate
+        self.masks: _Masks | None = None  # None: creating the weights
+        self.training = False
+        self.p_same: tf.Tensor | None = None  # P(input width == output width)
+
+    # -- weights ------------------------------------------------------------------
+    def create(self, structure: Callable[[_SupernetOps], object]) -> None:
+        """Creates every weight ``structure`` asks for. SE weights come after
+        the op's others: the variable order of checkpoints written before the
+        ops were shared."""
+        structure(self)
+        while self.deferred:
+            self.deferred.pop(0)()
+
+    def bound(self, masks: _Masks, training: bool, **fields) -> _SupernetOps:
+        view = copy.copy(self)
+        view.masks, view.training = masks, training
+        for name, value in fields.items():
+            setattr(view, name, value)
+        return view
+
+    def _scoped(self, prefix: str) -> _SupernetOps:
+        view = copy.copy(self)
+        view.prefix = prefix
+        return view
+
+    @property
+    def _creating(self) -> bool:
+        return self.masks is None
+
+    def _var(self, name: str, shape: tuple, initializer="conv"):
+        name = self.prefix + name
+        if name not in self.variables:
+            if not self._creating:
+                raise KeyError(f"{self.owner.name}: no weight {name!r}")
+            init = _conv_init() if initializer == "conv" else initializer
+            self.variables[name] = self.owner.add_weight(
+                shape=shape, initializer=init, name=name
+            )
+        return self.variables[name]
+
+    def _bn(self, name: str, channels: int) -> _BatchNorm:
+        name = self.prefix + name
+        if name not in self.variables:
+            bn = _BatchNorm(self.owner, name, channels, self.bn_config)
+            self.variables[name] = bn
+            self.batch_norms.append(bn)
+        return self.variables[name]
+
+    def _kernel(self, base: str, kernel, shape: Callable[[int], tuple]):
+        """One kernel (a fixed size) or the mix over the searched sizes."""
+        if not isinstance(kernel, _MixedKernel):
+            return self._var(base, shape(kernel))
+        kernels = [self._var(f"{base}_k{k}", shape(k)) for k in self.kernel_sizes]
+        if self._creating:
+            return None
+        probs = self.masks.weights[self.decisions["kernel"]]
+        total = 0.0
+        for i, (k, w) in enumerate(zip(self.kernel_sizes, kernels)):
+            pad = (self.k_max - k) // 2
+            total = total + probs[i] * tf.pad(
+                w, [[pad, pad], [pad, pad], [0, 0], [0, 0]]
+            )
+        return total
+
+    def _value(self, x: _T) -> tf.Tensor:
+        """``x`` with channels past its width zeroed (if still pending)."""
+        if not x.pending:
+            return x.value
+        w = x.width
+        return x.value * self.masks.get(w.decision, w.widths, w.channels, w.scale)
+
+    # -- primitives ------------------------------------------------------------------
+    def conv_bn(self, x, part, width, kernel, stride, act=True):
+        c_in, c_out = x.width.channels, width.channels
+        w = self._kernel(part or "conv", kernel, lambda k: (k, k, c_in, c_out))
+        bn = self._bn(f"{part}_bn" if part else "bn", c_out)
+        if self._creating:
+            return _T(None, width)
+        y = bn(tf.nn.conv2d(self._value(x), w, stride, "SAME"), training=self.training)
+        return _T(self.act(y) if act else y, width, pending=True)
+
+    def depthwise_bn_act(self, x, kernel, stride):
+        c = x.width.channels
+        w = self._kernel("dw", kernel, lambda k: (k, k, c, 1))
+        bn = self._bn("dw_bn", c)
+        if self._creating:
+            return _T(None, x.width)
+        y = tf.nn.depthwise_conv2d(self._value(x), w, (1, stride, stride, 1), "SAME")
+        return _T(self.act(bn(y, training=self.training)), x.width, pending=True)
+
+    def _squeeze(self, ratio: float) -> _Width:
+        """SE squeezes from the slot's input width (official MnasNet)."""
+        return _Width(self.slot.in_decision, self.slot.in_widths, ratio)
+
+    def squeeze_excite(self, x, channels):
+        """The gate mixes over SE choices: ``m_0 + Σ_r m_r · gate_r(x)``."""
+        ratios = [r for r in self.se_ratios if r > 0]
+        if self._creating:
+            self.deferred.append(
+                lambda: [
+                    ops.se_gate(self._scoped(f"se{r}_"), x, channels, self._squeeze(r))
+                    for r in ratios
+                ]
+            )
+            return x
+        y = self._value(x)
+        probs = self.masks.weights[self.decisions["se_ratio"]]
+        gate = 0.0
+        for i, ratio in enumerate(self.se_ratios):
+            if ratio <= 0:
+                gate = gate + probs[i]
+                continue
+            scoped = self._scoped(f"se{ratio}_")
+            s = ops.se_gate(scoped, _T(y, channels), channels, self._squeeze(ratio))
+            gate = gate + probs[i] * s.value
+        return _T(y * gate, x.width)
+
+    def global_pool(self, x, part):
+        if self._creating:
+            return x
+        return _T(tf.reduce_mean(self._value(x), axis=(1, 2), keepdims=True), x.width)
+
+    def conv_bias(self, x, part, width):
+        kernel = self._var(part, (1, 1, x.width.channels, width.channels))
+        bias = self._var(f"{part}_bias", (width.channels,), "zeros")
+        if self._creating:
+            return _T(None, width)
+        y = tf.nn.conv2d(self._value(x), kernel, 1, "SAME") + bias
+        return _T(y, width, pending=True)
+
+    def activation(self, x, part):
+        if self._creating:
+            return x
+        return _T(self.act(x.value), x.width, x.pending)
+
+    def sigmoid(self, x, part):
+        if self._creating:
+            return x
+        return _T(tf.sigmoid(x.value), x.width)
+
+    def multiply(self, x, gate, part):
+        if self._creating:
+            return x
+        return _T(self._value(x) * gate.value, x.width)
+
+    def identity_shortcut(self, x):
+        """``x`` weighted by P(equal widths), where the stride allows it."""
+        slot = self.slot
+        if slot.stride != 1 or not _can_be_same(slot):
+            return None
+        out = _Width(slot.out_decision, slot.out_widths)
+        if self._creating:
+            return _T(None, out)
+        return _T(self.p_same * _fit_channels(x.value, slot.out_max), out)
+
+    def matched_shortcut(self, x):
+        """``x`` where the widths agree, projected where they differ, each
+        weighted by its probability."""
+        slot = self.slot
+        out = _Width(slot.out_decision, slot.out_widths)
+        projected = None
+        if _can_differ(slot):
+            projected = self.conv_bn(x, "skip", out, 1, 1, act=False)
+        if self._creating:
+            return _T(None, out)
+        branch = 0.0
+        if _can_be_same(slot):
+            branch = self.p_same * _fit_channels(x.value, slot.out_max)
+        if projected is not None:
+            branch = branch + (1.0 - self.p_same) * projected.value
+        return _T(branch, out)
+
+    def avg_pool(self, x, stride, part):
+        if self._creating:
+            return x
+        return _T(tf.nn.avg_pool2d(x.value, stride, stride, "SAME"), x.width)
+
+    def add(self, y, shortcut):
+        return _T(self._value(y) + shortcut.value, y.width)
+
+
+def _width_pairs(slot: LayerSlot) -> list[tuple[int, int]]:
+    return [(i, o) for i in slot.in_widths for o in slot.out_widths]
+
+
+def _can_be_same(slot: LayerSlot) -> bool:
+    return any(i == o for i, o in _width_pairs(slot))
+
+
+def _can_differ(slot: LayerSlot) -> bool:
+    return any(i != o for i, o in _width_pairs(slot))
+
+
+def _slot_args(slot: LayerSlot, expand_ratio: int = 1) -> ops.OpArgs:
+    return ops.OpArgs(
+        _Width(slot.in_decision, slot.in_widths),
+        _Width(slot.out_decision, slot.out_widths),
+        MIXED_KERNEL,
+        slot.stride,
+        expand_ratio,
+    )
+
+
 class _Candidate(keras.layers.Layer):
     """One conv op of a slot at maximal widths, with mixed kernel and SE."""
 
     def __init__(
         self,
-        slot: SlotSpec,
+        slot: LayerSlot,
         conv_op: str,
         expand_ratio: int,
         space: FactorizedSearchSpace,
@@ -221,140 +437,40 @@ class _Candidate(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.slot_spec = slot
-        self.act = _ACTIVATIONS[space.activation]
         self.conv_op = conv_op
-        self.expand_ratio = expand_ratio
-        self.kernel_sizes = tuple(space.kernel_sizes)
-        self.se_ratios = tuple(space.se_ratios)
-        self.k_max = max(self.kernel_sizes)
-        in_max, out_max = slot.in_max, slot.out_max
-        init = _conv_init()
-        if conv_op == "conv":
-            self.inner = out_max
-            self.kernels = [
-                self.add_weight(
-                    shape=(k, k, in_max, out_max), initializer=init, name=f"conv_k{k}"
-                )
-                for k in self.kernel_sizes
-            ]
-            self.bn = _BatchNorm(self, "bn", out_max, bn)
-        else:
-            self.inner = in_max * (expand_ratio if conv_op == "mbconv" else 1)
-            if conv_op == "mbconv" and expand_ratio != 1:
-                self.expand = self.add_weight(
-                    shape=(1, 1, in_max, self.inner), initializer=init, name="expand"
-                )
-                self.expand_bn = _BatchNorm(self, "expand_bn", self.inner, bn)
-            self.kernels = [
-                self.add_weight(
-                    shape=(k, k, self.inner, 1), initializer=init, name=f"dw_k{k}"
-                )
-                for k in self.kernel_sizes
-            ]
-            self.dw_bn = _BatchNorm(self, "dw_bn", self.inner, bn)
-            self.project = self.add_weight(
-                shape=(1, 1, self.inner, out_max), initializer=init, name="project"
-            )
-            self.project_bn = _BatchNorm(self, "project_bn", out_max, bn)
-        self.se = []
-        for ratio in self.se_ratios:
-            if ratio <= 0:
-                self.se.append(None)
-                continue
-            squeeze = _scaled_width(in_max, ratio)
-            self.se.append(
-                (
-                    self.add_weight(
-                        shape=(1, 1, self.inner, squeeze),
-                        initializer=init,
-                        name=f"se{ratio}_reduce",
-                    ),
-                    self.add_weight(
-                        shape=(squeeze,), initializer="zeros", name=f"se{ratio}_rb"
-                    ),
-                    self.add_weight(
-                        shape=(1, 1, squeeze, self.inner),
-                        initializer=init,
-                        name=f"se{ratio}_expand",
-                    ),
-                    self.add_weight(
-                        shape=(self.inner,), initializer="zeros", name=f"se{ratio}_eb"
-                    ),
-                )
-            )
+        self.op = ops.get_op(conv_op)
+        self.args = _slot_args(slot, expand_ratio)
+        self.ops = _SupernetOps(self, slot, space, bn)
+        self.ops.create(
+            lambda p: self.op.structure(p, _T(None, self.args.c_in), self.args)
+        )
         self.built = True
 
-    def _mixed_kernel(self, probs: tf.Tensor) -> tf.Tensor:
-        total = 0.0
-        for i, (k, kernel) in enumerate(zip(self.kernel_sizes, self.kernels)):
-            pad = (self.k_max - k) // 2
-            padded = tf.pad(kernel, [[pad, pad], [pad, pad], [0, 0], [0, 0]])
-            total = total + probs[i] * padded
-        return total
-
-    def _squeeze_excite(self, x, probs, masks, act) -> tf.Tensor:
-        gate = 0.0
-        slot = self.slot_spec
-        for i, (ratio, weights) in enumerate(zip(self.se_ratios, self.se)):
-            if weights is None:
-                gate = gate + probs[i]
-                continue
-            reduce_k, reduce_b, expand_k, expand_b = weights
-            s = tf.reduce_mean(x, axis=(1, 2), keepdims=True)
-            s = act(tf.nn.conv2d(s, reduce_k, 1, "SAME") + reduce_b)
-            s = s * masks.get(slot.in_decision, slot.in_widths, s.shape[-1], ratio)
-            s = tf.sigmoid(tf.nn.conv2d(s, expand_k, 1, "SAME") + expand_b)
-            gate = gate + probs[i] * s
-        return x * gate
-
     def call(self, x, masks, training=False):
-        act = self.act
-        slot = self.slot_spec
-        kd = slot.kind_decisions
-        weights = masks.weights
-        out_mask = masks.get(slot.out_decision, slot.out_widths, slot.out_max)
-        kernel = self._mixed_kernel(weights[kd["kernel"]])
-        stride = slot.stride
-        if self.conv_op == "conv":
-            y = tf.nn.conv2d(x, kernel, stride, "SAME")
-            y = act(self.bn(y, training=training)) * out_mask
-            return self._squeeze_excite(y, weights[kd["se_ratio"]], masks, act)
-        scale = self.expand_ratio if self.conv_op == "mbconv" else 1
-        inner_mask = masks.get(slot.in_decision, slot.in_widths, self.inner, scale)
-        y = x
-        if self.conv_op == "mbconv" and self.expand_ratio != 1:
-            y = tf.nn.conv2d(y, self.expand, 1, "SAME")
-            y = act(self.expand_bn(y, training=training)) * inner_mask
-        y = tf.nn.depthwise_conv2d(y, kernel, (1, stride, stride, 1), "SAME")
-        y = act(self.dw_bn(y, training=training)) * inner_mask
-        y = self._squeeze_excite(y, weights[kd["se_ratio"]], masks, act)
-        y = tf.nn.conv2d(y, self.project, 1, "SAME")
-        y = self.project_bn(y, training=training)
-        return act(y) if self.conv_op == "dsconv" else y
+        p = self.ops.bound(masks, training)
+        return self.op.structure(p, _T(x, self.args.c_in), self.args).value
 
 
 class SearchableLayer(keras.layers.Layer):
     """A layer slot: all candidate ops, the skip mix and the existence mix."""
 
-    def __init__(self, slot: SlotSpec, space: FactorizedSearchSpace, bn: dict, **kw):
-        super().__init__(name=slot.name, **kw)
+    def __init__(self, slot: LayerSlot, space: FactorizedSearchSpace, bn: dict, **kw):
+        super().__init__(name=f"block{slot.block}_slot{slot.slot}", **kw)
         self.slot_spec = slot
         self.skips = tuple(space.skips)
         self.candidates = [
             _Candidate(slot, op.conv_op, op.expand_ratio, space, bn, name=op.label)
             for op in space.conv_ops
         ]
-        pairs = [(i, o) for i in slot.in_widths for o in slot.out_widths]
-        self.can_be_same = any(i == o for i, o in pairs)
-        self.can_differ = any(i != o for i, o in pairs)
-        if "pool" in self.skips and self.can_differ:
-            self.skip_conv = self.add_weight(
-                shape=(1, 1, slot.in_max, slot.out_max),
-                initializer=_conv_init(),
-                name="skip_conv",
-            )
-            self.skip_bn = _BatchNorm(self, "skip_bn", slot.out_max, bn)
+        self.can_be_same = _can_be_same(slot)
+        self.in_width = _slot_args(slot).c_in
+        self.ops = _SupernetOps(self, slot, space, bn)
+        self.ops.create(
+            lambda p: [
+                ops.shortcut(p, _T(None, self.in_width), kind, slot.stride)
+                for kind in self.skips
+            ]
+        )
         self.built = True
 
     @property
@@ -387,24 +503,12 @@ class SearchableLayer(keras.layers.Layer):
             main = main + op_p[j] * candidate.call(x, masks, training=training)
         skip_p = weights[kd["skip"]]
         p_same = self._p_same(weights) if self.can_be_same else tf.constant(0.0)
+        p = self.ops.bound(masks, training, p_same=p_same)
         shortcut = 0.0
         for i, kind in enumerate(self.skips):
-            if kind == "identity" and slot.stride == 1 and self.can_be_same:
-                shortcut = shortcut + skip_p[i] * p_same * _fit_channels(
-                    x, slot.out_max
-                )
-            elif kind == "pool":
-                pooled = x
-                if slot.stride > 1:
-                    pooled = tf.nn.avg_pool2d(x, slot.stride, slot.stride, "SAME")
-                branch = 0.0
-                if self.can_be_same:
-                    branch = p_same * _fit_channels(pooled, slot.out_max)
-                if self.can_differ:
-                    projected = tf.nn.conv2d(pooled, self.skip_conv, 1, "SAME")
-                    projected = self.skip_bn(projected, training=training)
-                    branch = branch + (1.0 - p_same) * projected
-                shortcut = shortcut + skip_p[i] * branch
+            branch = ops.shortcut(p, _T(x, self.in_width), kind, slot.stride)
+            if branch is not None:
+                shortcut = shortcut + skip_p[i] * branch.value
         out_mask = masks.get(slot.out_decision, slot.out_widths, slot.out_max)
         y = (main + shortcut) * out_mask
         if all(slot.exists):
@@ -412,6 +516,54 @@ class SearchableLayer(keras.layers.Layer):
         exists = tf.constant([float(e) for e in slot.exists])
         p_exist = tf.tensordot(weights[slot.layers_decision], exists, 1)
         return p_exist * y + (1.0 - p_exist) * x
+
+
+class _CopyOps(ops.ChannelWalker):
+    """Walks a plain layer's structure and fills its Keras layers with the
+    supernet's weights for it (``source``), sliced to the plain widths."""
+
+    def __init__(self, layer: LayerPlan, source: _SupernetOps, put, put_bn):
+        super().__init__(layer.facts)
+        self.name = layer.name
+        self.se_ratio = layer.block.se_ratio
+        self.source = source
+        self.put = put
+        self.put_bn = put_bn
+        self.prefix = ""
+
+    def _get(self, name: str):
+        return self.source.variables[self.prefix + name]
+
+    def _kernel(self, base: str, kernel: int) -> np.ndarray:
+        mixed = f"{self.prefix}{base}_k{kernel}"
+        if mixed in self.source.variables:
+            return keras.ops.convert_to_numpy(self.source.variables[mixed])
+        return keras.ops.convert_to_numpy(self._get(base))
+
+    def conv_bn(self, x, part, width, kernel, stride, act=True):
+        conv, bn, _ = conv_names(self.name, part)
+        self.put(conv, self._kernel(part or "conv", kernel)[:, :, :x, :width])
+        self.put_bn(bn, self._get(f"{part}_bn" if part else "bn"), width)
+        return width
+
+    def depthwise_bn_act(self, x, kernel, stride):
+        conv, bn, _ = depthwise_names(self.name)
+        self.put(conv, self._kernel("dw", kernel)[:, :, :x, :])
+        self.put_bn(bn, self._get("dw_bn"), x)
+        return x
+
+    def squeeze_excite(self, x, channels):
+        if self.layer.se_filters:
+            scoped = copy.copy(self)
+            scoped.prefix = f"se{self.se_ratio}_"
+            ops.squeeze_excite(scoped, x, channels, self.layer.se_filters)
+        return x
+
+    def conv_bias(self, x, part, width):
+        kernel = keras.ops.convert_to_numpy(self._get(part))[:, :, :x, :width]
+        bias = keras.ops.convert_to_numpy(self._get(f"{part}_bias"))[:width]
+        self.put(f"{self.name}_{part}", kernel, bias)
+        return width
 
 
 class Supernet(keras.Model):
@@ -436,7 +588,7 @@ class Supernet(keras.Model):
         self.space = space
         self.sharing = sharing
         self.decisions = space.decisions_for(sharing)
-        self.slots = plan_slots(space, sharing)
+        self.slots = space.slots(sharing)
         self.num_classes = num_classes
         self.activation = _ACTIVATIONS[space.activation]
         bn = {"momentum": bn_momentum, "epsilon": bn_epsilon}
@@ -538,20 +690,16 @@ class Supernet(keras.Model):
     def batch_norms(self) -> list[_BatchNorm]:
         found = [self.stem_bn, self.head_bn]
         for layer in self.searchable:
-            if hasattr(layer, "skip_bn"):
-                found.append(layer.skip_bn)
+            found.extend(layer.ops.batch_norms)
             for candidate in layer.candidates:
-                for attr in ("bn", "expand_bn", "dw_bn", "project_bn"):
-                    if hasattr(candidate, attr):
-                        found.append(getattr(candidate, attr))
+                found.extend(candidate.ops.batch_norms)
         return found
 
     # -- the derived network ---------------------------------------------------
     def copy_weights_to(self, model: keras.Model, spec: ArchSpec | None = None) -> None:
         """Copies the argmax path's weights into ``model``, a plain
-        ``mnas.model.builder`` build of ``spec`` (default: ``derive()``)."""
-        from mnas.model.plan import plan_layers
-
+        ``mnas.model.builder`` build of ``spec`` (default: ``derive()``): each
+        layer's op structure is walked once more, naming the Keras layers."""
         spec = spec or self.derive()
         actions = dict(zip(self.decision_names, self.argmax_actions()))
         space = self.space
@@ -579,34 +727,12 @@ class Supernet(keras.Model):
                 f"spec has {len(plans)} layers, the supernet's argmax {len(existing)}"
             )
         for plan, (slot, layer) in zip(plans, existing):
-            kd = slot.kind_decisions
-            cand = layer.candidates[actions[kd["conv_op"]]]
-            k_index = actions[kd["kernel"]]
-            se_index = actions[kd["se_ratio"]]
-            w_in, w_out, n = plan.input_filters, plan.output_filters, plan.name
-            kernel = np_(cand.kernels[k_index])
-            if cand.conv_op == "conv":
-                put(f"{n}_conv", kernel[:, :, :w_in, :w_out])
-                put_bn(f"{n}_bn", cand.bn, w_out)
-                inner = w_out
-            else:
-                inner = plan.expanded_filters
-                if cand.conv_op == "mbconv" and cand.expand_ratio != 1:
-                    put(f"{n}_expand_conv", np_(cand.expand)[:, :, :w_in, :inner])
-                    put_bn(f"{n}_expand_bn", cand.expand_bn, inner)
-                put(f"{n}_dwconv", kernel[:, :, :inner, :])
-                put_bn(f"{n}_dw_bn", cand.dw_bn, inner)
-                put(f"{n}_project_conv", np_(cand.project)[:, :, :inner, :w_out])
-                put_bn(f"{n}_project_bn", cand.project_bn, w_out)
-            se = cand.se[se_index]
-            if se is not None:
-                squeeze = plan.se_filters
-                rk, rb, ek, eb = (np_(v) for v in se)
-                put(f"{n}_se_reduce", rk[:, :, :inner, :squeeze], rb[:squeeze])
-                put(f"{n}_se_expand", ek[:, :, :squeeze, :inner], eb[:inner])
-            if plan.pool_skip_projects:
-                put(f"{n}_skip_conv", np_(layer.skip_conv)[:, :, :w_in, :w_out])
-                put_bn(f"{n}_skip_bn", layer.skip_bn, w_out)
+            candidate = layer.candidates[actions[slot.kind_decisions["conv_op"]]]
+            block = plan.block
+            op_copy = _CopyOps(plan, candidate.ops, put, put_bn)
+            candidate.op.structure(op_copy, plan.input_filters, plan.op_args)
+            skip_copy = _CopyOps(plan, layer.ops, put, put_bn)
+            ops.shortcut(skip_copy, plan.input_filters, block.skip, plan.stride)
         last = plans[-1].output_filters
         put("head_conv", np_(self.head_kernel)[:, :, :last, :])
         put_bn("head_bn", self.head_bn, space.head_filters)

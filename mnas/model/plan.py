@@ -9,7 +9,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from mnas.model.ops import LayerFacts, OpArgs
 from mnas.search_space import ArchSpec, BlockArgs
+
+
+def identity_skip_applies(stride: int, input_filters: int, output_filters: int) -> bool:
+    """Where an identity residual fits a layer: unstrided, widths unchanged.
+    The one rule for the builder, the counts and the lookup-table keys."""
+    return stride == 1 and input_filters == output_filters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +39,29 @@ class LayerPlan:
 
     @property
     def expanded_filters(self) -> int:
-        if self.block.conv_op == "mbconv":
-            return self.input_filters * self.block.expand_ratio
-        return self.input_filters
+        """Input filters times the expansion (1 for ops without one)."""
+        return self.input_filters * self.block.expand_ratio
+
+    @property
+    def facts(self) -> LayerFacts:
+        """What a concrete backend of ``mnas.model.ops`` needs of this layer."""
+        return LayerFacts(
+            self.input_filters,
+            self.output_filters,
+            self.se_filters if self.block.has_se else 0,
+            self.has_identity_skip,
+        )
+
+    @property
+    def op_args(self) -> OpArgs[int]:
+        """What the op's structure (``mnas.model.ops``) is built from."""
+        return OpArgs(
+            self.input_filters,
+            self.output_filters,
+            self.block.kernel_size,
+            self.stride,
+            self.block.expand_ratio,
+        )
 
     @property
     def se_filters(self) -> int:
@@ -54,8 +81,10 @@ class LayerPlan:
         declared = self.block.input_filters if first else self.block.output_filters
         return (
             self.block.skip == "identity"
-            and self.stride == 1
-            and declared == self.input_filters == self.output_filters
+            and declared == self.input_filters
+            and identity_skip_applies(
+                self.stride, self.input_filters, self.output_filters
+            )
         )
 
     @property
@@ -65,6 +94,19 @@ class LayerPlan:
     @property
     def pool_skip_projects(self) -> bool:
         return self.has_pool_skip and self.input_filters != self.output_filters
+
+
+def conv_names(prefix: str, part: str) -> tuple[str, str, str]:
+    """Keras names of an op's conv + BN + act piece (``mnas.model.ops`` part):
+    ``block1_layer0_expand_conv``, ``..._expand_bn``, ``..._expand_act``;
+    ``stem_conv``... for part ``""``. Other parts are ``{prefix}_{part}``."""
+    base = f"{prefix}_{part}" if part else prefix
+    return f"{base}_conv", f"{base}_bn", f"{base}_act"
+
+
+def depthwise_names(prefix: str) -> tuple[str, str, str]:
+    """Keras names of a layer's depthwise conv + BN + act."""
+    return f"{prefix}_dwconv", f"{prefix}_dw_bn", f"{prefix}_dw_act"
 
 
 def conv_output_size(size: tuple[int, int], stride: int) -> tuple[int, int]:

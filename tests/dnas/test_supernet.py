@@ -2,10 +2,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnas.dnas.supernet import build_supernet, plan_slots
+from mnas.dnas.supernet import build_supernet
 from mnas.model.builder import build_model
-from mnas.search_space import MNASNET_SPACE
-from mnas.testing.dnas import TINY_SPACE, tiny_latency
+from mnas.testing.dnas import (
+    TINY_SPACE,
+    randomize_supernet,
+    set_one_hot_theta,
+    tiny_latency,
+)
 
 SHAPE = (16, 16, 3)
 
@@ -15,42 +19,8 @@ def net(request):
     return build_supernet(TINY_SPACE, request.param, SHAPE, 10)
 
 
-def _randomize_batch_norm(net, rng):
-    for bn in net.batch_norms():
-        channels = bn.gamma.shape[0]
-        bn.gamma.assign(rng.uniform(0.5, 1.5, channels).astype(np.float32))
-        bn.beta.assign(rng.normal(0, 0.3, channels).astype(np.float32))
-        bn.moving_mean.assign(rng.normal(0, 0.3, channels).astype(np.float32))
-        bn.moving_variance.assign(rng.uniform(0.5, 2, channels).astype(np.float32))
-    for variable in net.weight_variables:
-        if "_rb" in variable.path or "_eb" in variable.path:  # SE biases
-            variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
-
-
-def _set_theta(net, actions, scale=50.0):
-    for theta, action in zip(net.theta, actions):
-        values = np.zeros(theta.shape, np.float32)
-        values[action] = scale
-        theta.assign(values)
-
-
-def test_slots_and_candidates_per_layer():
-    for sharing in ("block", "layer"):
-        slots = plan_slots(MNASNET_SPACE, sharing)
-        assert len(slots) == sum(
-            MNASNET_SPACE.max_layers(b) for b in range(len(MNASNET_SPACE.skeleton))
-        )
-        names = {d.name for d in MNASNET_SPACE.decisions_for(sharing)}
-        for slot in slots:
-            assert set(slot.kind_decisions.values()) <= names
-            assert slot.out_decision in names and slot.layers_decision in names
-    assert plan_slots(MNASNET_SPACE, "layer")[3].kind_decisions["kernel"] == (
-        "block1/layer1/kernel"
-    )
-
-
 def test_supernet_holds_every_candidate(net):
-    assert len(net.searchable) == len(plan_slots(TINY_SPACE, net.sharing))
+    assert len(net.searchable) == len(TINY_SPACE.slots(net.sharing))
     for layer in net.searchable:
         assert layer.num_candidates == len(TINY_SPACE.conv_ops)
         labels = [c.name for c in layer.candidates]
@@ -72,7 +42,7 @@ def test_derived_architecture_is_the_decoded_argmax(net):
 
 def test_one_hot_supernet_computes_the_plain_network(net):
     rng = np.random.default_rng(0)
-    _randomize_batch_norm(net, rng)
+    randomize_supernet(net, rng)
     images = rng.uniform(-1, 1, (4, *SHAPE)).astype(np.float32)
     decisions = TINY_SPACE.decisions_for(net.sharing)
     for trial in range(6):
@@ -84,7 +54,7 @@ def test_one_hot_supernet_computes_the_plain_network(net):
                 if name.endswith("/skip"):
                     named[name] = 2
             actions = [named[d.name] for d in decisions]
-        _set_theta(net, actions)
+        set_one_hot_theta(net, actions)
         spec = net.derive()
         assert spec == TINY_SPACE.decode_for(net.sharing, actions)
         plain = build_model(spec, SHAPE, 10, classifier_activation=None)
