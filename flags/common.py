@@ -217,6 +217,15 @@ def check_finite(flag_values: flags.FlagValues, *names: str) -> None:
             raise FlagError(f"--{name} must be a finite number, got {value}")
 
 
+def check_positive(flag_values: flags.FlagValues, *names: str) -> None:
+    """FlagError for the first of the number flags ``names`` that is not > 0
+    (None, an unset optional flag, passes)."""
+    for name in names:
+        value = flag_values[name].value
+        if value is not None and not value > 0:
+            raise FlagError(f"--{name} must be > 0, got {value}")
+
+
 def flag_dict(flag_values: flags.FlagValues, names: Iterable[str]) -> dict[str, Any]:
     """``{name: --name's value}``: for configs whose fields are named as the
     flags are."""

@@ -13,7 +13,15 @@ from typing import Any
 
 from absl import flags
 
-from mnas.flags.common import FLAGS, FlagError, check_range, define_seed_flag, defines
+from mnas.flags.common import (
+    FLAGS,
+    FlagError,
+    check_finite,
+    check_positive,
+    check_range,
+    define_seed_flag,
+    defines,
+)
 
 MAX_PROXY_RESOLUTION = 1024
 MAX_EPOCHS = 10_000
@@ -128,11 +136,10 @@ def proxy_trainer_kwargs(flag_values: flags.FlagValues) -> dict[str, Any]:
     given."""
     check_range("proxy_epochs", flag_values.proxy_epochs, 1, MAX_EPOCHS)
     trainer: dict[str, Any] = {"epochs": flag_values.proxy_epochs}
-    rate = flag_values.learning_rate
-    if rate is not None:
-        if not (math.isfinite(rate) and rate > 0):
-            raise FlagError(f"--learning_rate must be > 0 and finite, got {rate}")
-        trainer["learning_rate"] = rate
+    check_finite(flag_values, "learning_rate")
+    check_positive(flag_values, "learning_rate")
+    if flag_values.learning_rate is not None:
+        trainer["learning_rate"] = flag_values.learning_rate
     return trainer
 
 

@@ -8,6 +8,7 @@ reward's ``--reward_beta``; ``--search_epochs``, not ``--proxy_epochs``).
 
 from __future__ import annotations
 
+import math
 import time
 
 from absl import flags
@@ -17,6 +18,7 @@ from mnas.flags.arch import define_search_space_flag
 from mnas.flags.common import (
     FLAGS,
     check_finite,
+    check_positive,
     check_range,
     define_resume_flag,
     define_work_dir_flag,
@@ -168,7 +170,24 @@ def dnas_config_from_flags(flag_values: flags.FlagValues) -> DnasConfig:
         "weight_learning_rate",
         "theta_learning_rate",
     )
+    check_positive(
+        flag_values,
+        "fbnet_alpha",
+        "proxyless_target_ms",
+        "initial_temperature",
+        "weight_learning_rate",
+        "theta_learning_rate",
+        "steps_per_epoch",
+    )
+    for name in ("fbnet_beta", "proxyless_lambda", "temperature_decay"):
+        check_range(name, flag_values[name].value, 0, math.inf)
     check_range("search_epochs", flag_values.search_epochs, 1, MAX_EPOCHS)
+    check_range(
+        "search_warmup_epochs",
+        flag_values.search_warmup_epochs,
+        0,
+        flag_values.search_epochs - 1,
+    )
     check_range("search_batch_size", flag_values.search_batch_size, 1, MAX_BATCH_SIZE)
     work_dir = flag_values.work_dir or time.strftime("runs/dnas-%Y%m%d-%H%M%S")
     space = flag_values.search_space

@@ -7,6 +7,7 @@ groups, defined along with them.
 
 from __future__ import annotations
 
+import math
 import time
 
 from absl import flags
@@ -14,8 +15,8 @@ from absl import flags
 from mnas.flags.arch import define_search_space_flag
 from mnas.flags.common import (
     FLAGS,
-    FlagError,
     check_finite,
+    check_positive,
     check_range,
     define_resume_flag,
     define_work_dir_flag,
@@ -103,10 +104,8 @@ def search_config_from_flags(
     check_finite(
         flag_values, "trial_timeout_s", "controller_learning_rate", "entropy_weight"
     )
-    if flag_values.trial_timeout_s <= 0:
-        raise FlagError(
-            f"--trial_timeout_s must be > 0, got {flag_values.trial_timeout_s}"
-        )
+    check_positive(flag_values, "trial_timeout_s", "controller_learning_rate")
+    check_range("entropy_weight", flag_values.entropy_weight or 0.0, 0, math.inf)
     entropy = flag_values.entropy_weight
     work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
     trainer = {**proxy_trainer_kwargs(flag_values), "seed": flag_values.seed}
