@@ -78,7 +78,7 @@ def one_line(error: BaseException) -> str:
         return type(error).__name__
     text = lines[0]
     for line in lines[1:]:
-        text += (" " if text.endswith(":") else "; ") + line
+        text += (" " if text.endswith((":", ".")) else "; ") + line
     return text
 
 

@@ -52,8 +52,6 @@ def main(argv: list[str]) -> int:
     check_folder(FLAGS.output_dir, "output_dir")
     spec = arch_from_flags(FLAGS, required=False)
     quiet_tensorflow(FLAGS)
-    from mnas.train import evaluate, keras_predictor
-
     start = time.perf_counter()
     loaded = load_checkpoint_from_flags(FLAGS, spec)
     print(f"loaded {loaded.description} in {time.perf_counter() - start:.1f} s")
@@ -63,6 +61,8 @@ def main(argv: list[str]) -> int:
         f"preprocessing: centre crop {size}/({size}+{config.crop_padding}), "
         f"{config.resize_method} resize to {size}, {config.preprocessing} normalization"
     )
+    from mnas.train import evaluate, keras_predictor
+
     result, source = evaluate(keras_predictor(loaded.model), config, _progress())
     print(
         f"{source.description}: top-1 {result.top1:.4f}, top-5 {result.top5:.4f} "

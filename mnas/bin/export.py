@@ -70,8 +70,6 @@ def main(argv: list[str]) -> int:
     check_calibration_flags(FLAGS)
     spec = arch_from_flags(FLAGS, required=not FLAGS.checkpoint)
     quiet_tensorflow(FLAGS)
-    from mnas.model import build_model
-
     start = time.perf_counter()
     preprocessing, loaded_from = "mnas", None
     if FLAGS.checkpoint:
@@ -79,6 +77,8 @@ def main(argv: list[str]) -> int:
         model, spec = loaded.model, loaded.spec
         preprocessing, loaded_from = loaded.preprocessing, loaded.description
     else:
+        from mnas.model import build_model
+
         side = spec.resolution
         model = build_model(spec, (side, side, 3), num_classes=FLAGS.num_classes)
     print(

@@ -43,8 +43,6 @@ CANDIDATE_TARGET = "mnas.search.workers.candidate:evaluate_candidate"
 def main(argv: list[str]) -> int:
     del argv  # run_binary refuses positional arguments
     logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
-    from mnas.train import DataConfig, load_proxy_data
-
     latency = latency_config_from_flags(FLAGS)
     lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
     config = search_config_from_flags(FLAGS, latency, lut_path)
@@ -58,6 +56,8 @@ def main(argv: list[str]) -> int:
             f"{describe_calibration(predictor.calibration)})",
             flush=True,
         )
+    from mnas.train import DataConfig, load_proxy_data
+
     data = load_proxy_data(DataConfig(**config.data))  # one no worker could load
     if len(latency.serials) > 1:
         backend = pool_from_config(latency)
