@@ -15,6 +15,7 @@ from mnas.flags.common import (
     FlagError,
     check_finite,
     check_range,
+    check_work_dir,
     define_work_dir_flag,
     defines,
     flag_dict,
@@ -120,9 +121,10 @@ def define_train_flags(flag_values: flags.FlagValues = FLAGS) -> None:
 
 def full_training_config_from_flags(flag_values: flags.FlagValues):
     """The ``FullTrainingConfig`` of the flags (imports TensorFlow once the
-    flags are checked)."""
+    flags and the work directory's config.json are checked)."""
     if not flag_values.work_dir:
         raise FlagError("--work_dir is required")
+    check_work_dir(flag_values.work_dir)
     check_range("epochs", flag_values.epochs, 1, MAX_EPOCHS)
     check_batch_size(flag_values)
     check_finite(

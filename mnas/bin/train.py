@@ -19,7 +19,7 @@ from __future__ import annotations
 from absl import flags
 
 from mnas.flags.arch import arch_from_flags
-from mnas.flags.common import check_work_dir, quiet_tensorflow, run_binary
+from mnas.flags.common import quiet_tensorflow, run_binary
 from mnas.flags.train import define_train_flags, full_training_config_from_flags
 
 define_train_flags()
@@ -32,7 +32,6 @@ def main(argv: list[str]) -> int:
     spec = arch_from_flags(FLAGS, default=DEFAULT_ARCH)
     quiet_tensorflow(FLAGS)
     config = full_training_config_from_flags(FLAGS)
-    check_work_dir(FLAGS.work_dir)
     from mnas.train import train
 
     result = train(spec, config, FLAGS.work_dir, lambda line: print(line, flush=True))
