@@ -88,9 +88,7 @@ def load_arch(text: str) -> ArchSpec:
     if not isinstance(data, dict):
         raise SpecError(f"architecture file {text!r} must hold a JSON object")
     try:
-        return ArchSpec.from_dict(data)
-    except SpecError as error:
-        raise SpecError(f"architecture file {text!r}: {error}") from None
+        return ArchSpec.from_dict(data)  # its SpecErrors name the field
     except (TypeError, AttributeError, KeyError) as error:
         # A field of the wrong JSON type that from_dict does not check itself.
         raise SpecError(
