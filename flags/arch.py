@@ -87,6 +87,7 @@ def load_arch(text: str) -> ArchSpec:
         data = data["arch"]
     if not isinstance(data, dict):
         raise SpecError(f"architecture file {text!r} must hold a JSON object")
+    _check_json_types(text, data)
     try:
         return ArchSpec.from_dict(data)  # its SpecErrors name the field
     except (TypeError, AttributeError, KeyError) as error:
@@ -95,6 +96,36 @@ def load_arch(text: str) -> ArchSpec:
             f"architecture file {text!r} is not a valid architecture "
             f"({type(error).__name__}: {error})"
         ) from None
+
+
+def _check_json_types(path: str, data: dict) -> None:
+    """Each scalar field has its default's JSON type (a string, an integer or
+    a number), so a mistyped field is refused here, not deep in the builder."""
+    import dataclasses
+
+    for field in dataclasses.fields(ArchSpec):
+        if field.name not in data or field.default is dataclasses.MISSING:
+            continue
+        value, default = data[field.name], field.default
+        if isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = (
+                isinstance(value, int) and not isinstance(value, bool),
+                ("an integer"),
+            )
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            kind = "a number"
+        else:
+            continue
+        if not ok:
+            raise SpecError(
+                f"architecture file {path!r}: {field.name} must be {kind}, "
+                f"got {value!r}"
+            )
 
 
 def _check_search_space(path: str, identity: object) -> None:

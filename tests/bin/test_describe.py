@@ -13,6 +13,10 @@ import pytest
         (b"\xff\xfe{}", "is not UTF-8 text: invalid start byte"),
         (b'{"name": "x", "blocks": null}', "is not a valid architecture (TypeError: "),
         (
+            b'{"name": 123, "blocks": ["r1_k3_s11_e1_i32_o16"]}',
+            ": name must be a string",
+        ),
+        (
             b'{"resolution": ' + b"9" * 5000 + b"}",
             "is not valid JSON: Exceeds the limit (4300 digits)",
         ),
@@ -22,7 +26,7 @@ def test_bad_architecture_files(cli, tmp_path, content, message):
     path = tmp_path / "arch.json"
     path.write_bytes(content)
     line = cli.refusal(f"--arch={path}")
-    assert line.startswith(f"mnas-describe: architecture file {str(path)!r} ")
+    assert line.startswith(f"mnas-describe: architecture file {str(path)!r}")
     assert message in line
 
 

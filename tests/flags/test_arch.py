@@ -80,6 +80,15 @@ def test_best_json_and_weights_json_give_their_architecture(tmp_path):
     "content, message",
     [
         ('{"name": "x", "blocks": null}', "is not a valid architecture (TypeError: "),
+        ('{"name": 123, "blocks": []}', ": name must be a string, got 123"),
+        (
+            '{"resolution": "224", "blocks": []}',
+            ": resolution must be an integer, got '224'",
+        ),
+        (
+            '{"dropout_rate": true, "blocks": []}',
+            ": dropout_rate must be a number, got True",
+        ),
         ("[]", "must hold a JSON object"),
         ('{"best": []}', "lists no best entry"),
         ("{", "is not valid JSON: "),
