@@ -44,6 +44,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from mnas.io import write_bytes_atomic
+
 RESOLUTION = 224
 
 
@@ -368,8 +370,7 @@ def measure_candidate(
     library_path = os.path.join(folder, f"{spec.name}.tflite")
     direct_path = os.path.join(folder, f"{spec.name}-direct.tflite")
     for path, data in ((library_path, library), (direct_path, direct)):
-        with open(path, "wb") as handle:
-            handle.write(data)
+        write_bytes_atomic(path, data)
     start = time.perf_counter()
     result = HostBackend(cpus=cpus).measure(library_path)
     steps["time"] = time.perf_counter() - start
@@ -406,8 +407,7 @@ def measure_lut_entry(
     data, _ = export_no_savedmodel(model)
     convert_s = time.perf_counter() - start
     path = os.path.join(folder, f"layer{layer_index}.tflite")
-    with open(path, "wb") as handle:
-        handle.write(data)
+    write_bytes_atomic(path, data)
     backend = HostBackend(
         warmup_runs=5, warmup_min_secs=0.0, num_runs=50, min_secs=0.0, cpus=cpus
     )

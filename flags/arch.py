@@ -1,63 +1,131 @@
-"""Flags that pick an architecture, shared by every binary.
+"""Flags that pick an architecture (or a search space), shared by every binary.
 
-Only binaries import this module; it turns flag values into an ``ArchSpec`` so
-that library code never reads absl FLAGS.
+``--arch`` with the multipliers, resolution and classifier width becomes an
+``ArchSpec``; library code never reads absl FLAGS.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 from absl import flags
 
+from mnas.flags.common import FLAGS, check_range, defines, read_json
 from mnas.search_space import ArchSpec, SpecError, parse_arch
 
+#: Largest --width_multiplier / --depth_multiplier (EfficientNet-B7 uses 2.0
+#: and 3.1); larger values build networks no machine here could hold.
+MAX_MULTIPLIER = 8.0
+MIN_RESOLUTION = 8
+MAX_RESOLUTION = 2048
+MAX_NUM_CLASSES = 100_000
 
-def define_arch_flags(default_arch: str | None = "mnasnet-a1") -> None:
+
+@defines("arch")
+def define_arch_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_string(
         "arch",
-        default_arch,
+        None,
         "A preset name (e.g. mnasnet-a1), comma-separated block strings, or the "
-        "path of an architecture JSON file (best.json, arch.json).",
+        "path of an architecture JSON file (arch.json, best.json, weights.json). "
+        "Default: mnasnet-a1 for mnas-describe and mnas-train; mnas-eval and "
+        "mnas-export can take it from --checkpoint.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float("width_multiplier", 1.0, "Width multiplier applied to the arch.")
-    flags.DEFINE_float("depth_multiplier", 1.0, "Depth multiplier applied to the arch.")
+    flags.DEFINE_float(
+        "width_multiplier",
+        1.0,
+        f"Width multiplier applied to --arch, in (0, {MAX_MULTIPLIER:g}].",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "depth_multiplier",
+        1.0,
+        f"Depth multiplier applied to --arch, in (0, {MAX_MULTIPLIER:g}].",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
-        "resolution", None, "Input resolution; defaults to the architecture's own."
+        "resolution",
+        None,
+        f"Input resolution in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]; default: the "
+        "architecture's own.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("num_classes", 1000, "Classifier width.")
+    flags.DEFINE_integer(
+        "num_classes",
+        1000,
+        f"Classifier width, in [1, {MAX_NUM_CLASSES}].",
+        flag_values=flag_values,
+    )
+
+
+@defines("search_space")
+def define_search_space_flag(flag_values: flags.FlagValues = FLAGS) -> None:
+    flags.DEFINE_string(
+        "search_space",
+        "mnasnet",
+        "Search space name (of the search, or of the lookup table).",
+        flag_values=flag_values,
+    )
 
 
 def load_arch(text: str) -> ArchSpec:
     """A preset, block strings, or a JSON file holding an ``ArchSpec`` (or a
-    search result with an ``arch`` entry)."""
-    if text.endswith(".json") or os.path.isfile(text):
-        import json
+    search result with an ``arch`` entry); SpecError naming the file if bad."""
+    if not (text.endswith(".json") or os.path.isfile(text)):
+        return parse_arch(text)
+    data = read_json(text, "architecture file", SpecError)
+    if isinstance(data, dict) and "search_space" in data:
+        _check_search_space(text, data["search_space"])
+    if isinstance(data, dict) and isinstance(data.get("best"), list):
+        # A search's best.json: the top-ranked entry's architecture.
+        if not data["best"] or not isinstance(data["best"][0], dict):
+            raise SpecError(f"architecture file {text!r} lists no best entry")
+        data = data["best"][0]
+    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
+        data = data["arch"]
+    if not isinstance(data, dict):
+        raise SpecError(f"architecture file {text!r} must hold a JSON object")
+    _check_json_types(text, data)
+    try:
+        return ArchSpec.from_dict(data)  # its SpecErrors name the field
+    except (TypeError, AttributeError, KeyError) as error:
+        # A field of the wrong JSON type that from_dict does not check itself.
+        raise SpecError(
+            f"architecture file {text!r} is not a valid architecture "
+            f"({type(error).__name__}: {error})"
+        ) from None
 
-        try:
-            with open(text, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except OSError as error:
+
+def _check_json_types(path: str, data: dict) -> None:
+    """Each scalar field has its default's JSON type (a string, an integer or
+    a number), so a mistyped field is refused here, not deep in the builder."""
+    import dataclasses
+
+    for field in dataclasses.fields(ArchSpec):
+        if field.name not in data or field.default is dataclasses.MISSING:
+            continue
+        value, default = data[field.name], field.default
+        if isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = (
+                isinstance(value, int) and not isinstance(value, bool),
+                ("an integer"),
+            )
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            kind = "a number"
+        else:
+            continue
+        if not ok:
             raise SpecError(
-                f"cannot read architecture file {text!r}: {error}"
-            ) from None
-        except json.JSONDecodeError as error:
-            raise SpecError(
-                f"architecture file {text!r} is not valid JSON: {error}"
-            ) from None
-        if isinstance(data, dict) and "search_space" in data:
-            _check_search_space(text, data["search_space"])
-        if isinstance(data, dict) and isinstance(data.get("best"), list):
-            # A search's best.json: the top-ranked entry's architecture.
-            if not data["best"] or not isinstance(data["best"][0], dict):
-                raise SpecError(f"architecture file {text!r} lists no best entry")
-            data = data["best"][0]
-        if isinstance(data, dict) and "arch" in data and isinstance(data["arch"], dict):
-            data = data["arch"]
-        if not isinstance(data, dict):
-            raise SpecError(f"architecture file {text!r} must hold a JSON object")
-        return ArchSpec.from_dict(data)
-    return parse_arch(text)
+                f"architecture file {path!r}: {field.name} must be {kind}, "
+                f"got {value!r}"
+            )
 
 
 def _check_search_space(path: str, identity: object) -> None:
@@ -78,16 +146,41 @@ def _check_search_space(path: str, identity: object) -> None:
         )
 
 
-def arch_from_flags(flag_values: flags.FlagValues) -> ArchSpec:
-    if not flag_values.arch:
-        raise SpecError("--arch is required")
-    spec = load_arch(flag_values.arch)
+def _check_multiplier(name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 < value <= MAX_MULTIPLIER):
+        raise SpecError(f"--{name} must be in (0, {MAX_MULTIPLIER:g}], got {value:g}")
+
+
+def check_arch_flags(flag_values: flags.FlagValues) -> None:
+    """The numeric arch flags, checked before anything is built."""
+    _check_multiplier("width_multiplier", flag_values.width_multiplier)
+    _check_multiplier("depth_multiplier", flag_values.depth_multiplier)
+    if flag_values.resolution is not None:
+        check_range(
+            "resolution", flag_values.resolution, MIN_RESOLUTION, MAX_RESOLUTION
+        )
+    check_range("num_classes", flag_values.num_classes, 1, MAX_NUM_CLASSES)
+
+
+def arch_from_flags(
+    flag_values: flags.FlagValues, default: str | None = None, required: bool = True
+) -> ArchSpec | None:
+    """``--arch`` (or ``default``) with the multipliers and resolution applied.
+
+    Without ``--arch`` and ``default``: None if not ``required``, else
+    SpecError.
+    """
+    check_arch_flags(flag_values)
+    text = flag_values.arch or default
+    if not text:
+        if not required:
+            return None
+        raise SpecError(
+            "--arch is required (a preset, block strings or an arch .json file)"
+        )
+    spec = load_arch(text)
     if flag_values.width_multiplier != 1.0 or flag_values.depth_multiplier != 1.0:
         spec = spec.scaled(flag_values.width_multiplier, flag_values.depth_multiplier)
     if flag_values.resolution is not None:
-        if flag_values.resolution < 8:
-            raise SpecError(f"--resolution must be >= 8, got {flag_values.resolution}")
         spec = spec.replace(resolution=flag_values.resolution)
-    if flag_values.num_classes < 1:
-        raise SpecError(f"--num_classes must be >= 1, got {flag_values.num_classes}")
     return spec

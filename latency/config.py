@@ -20,6 +20,48 @@ DEFAULT_CACHE_PATH = "~/.cache/mnas/latency.sqlite"
 DEFAULT_LUT_PATH = "~/.cache/mnas/lut/{backend}-{space}.lut.jsonl"
 BACKENDS = ("host", "litert-benchmark", "benchmark_model")
 
+
+def open_lookup_table(path: str):
+    """The table at ``path``; a LookupTableError naming the file for a
+    directory, a missing file or one that is no lookup table."""
+    import os
+
+    from mnas.latency.lut.table import LookupTable, LookupTableError
+
+    if os.path.isdir(path):
+        raise LookupTableError(f"{path} is a directory, not a lookup-table file")
+    _check_first_line(path)
+    try:
+        return LookupTable.load(path)
+    except (KeyError, TypeError, AttributeError) as error:
+        # JSON of the wrong shape: the table module trusts its own writer.
+        raise LookupTableError(
+            f"{path} is not a lookup table: a header or entry line is malformed "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
+def _check_first_line(path: str) -> None:
+    """A table's first line is its JSON header; anything else is another file
+    (which the table's torn-last-line rule would report as an empty table)."""
+    import json
+
+    from mnas.latency.lut.table import LookupTableError
+
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(1 << 20)
+    except FileNotFoundError:
+        return  # LookupTable.load says how to build one
+    if first.strip():
+        try:
+            json.loads(first)
+        except ValueError:
+            raise LookupTableError(
+                f"{path} is not a lookup table: line 1 is not JSON"
+            ) from None
+
+
 def load_predictor(
     config: LatencyConfig, lut_path: str, space, measure_missing: bool = True
 ):
@@ -30,10 +72,9 @@ def load_predictor(
     table lacks is measured on the backend and added to the file.
     """
     from mnas.latency.lut.predictor import LatencyPredictor
-    from mnas.latency.lut.table import LookupTable
 
+    table = open_lookup_table(lut_path)
     backend = make_backend(config.backend, **config.backend_options())
-    table = LookupTable.load(lut_path)
     table.check_compatible(backend.fingerprint(), space.identity())
     return LatencyPredictor(table, backend if measure_missing else None)
 
@@ -186,6 +227,13 @@ def backends_from_config(config: LatencyConfig) -> list[LatencyBackend]:
             backend = CachedBackend(backend, cache, bypass=config.bypass_cache)
         backends.append(backend)
     return backends
+
+
+def check_backends(backends: list[LatencyBackend]) -> None:
+    """Reaches every backend's device now (e.g. ``adb devices`` for a phone),
+    so a missing phone or binary fails before minutes of exporting."""
+    for backend in backends:
+        backend.fingerprint()
 
 
 def backend_from_config(config: LatencyConfig) -> LatencyBackend:

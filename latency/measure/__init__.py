@@ -6,7 +6,8 @@ result), ``uncertainty`` (the values a result carries), ``conditions``
 (load, steal, frequency, thermal state, read locally or over adb),
 ``interference`` (other busy processes and steal), ``adaptive``
 (interleaved rounds until the interval is tight enough) and ``reference``
-(relative latency).  This file imports nothing, so that
+(relative latency); ``job`` is mnas-latency's measuring mode (export,
+time on every backend, report).  This file imports nothing, so that
 ``mnas.latency.result`` can use the value types without pulling in the
 measurement machinery.  See docs/latency_uncertainty.md.
 """
