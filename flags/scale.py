@@ -29,13 +29,9 @@ from mnas.flags.data import (
 )
 from mnas.flags.latency import define_latency_flags
 from mnas.flags.reward import define_reward_flags, reward_config_from_flags
-from mnas.search_space.scaling import (
-    DEFAULT_ALPHA,
-    DEFAULT_BETA,
-    DEFAULT_GAMMA,
-    DEFAULT_TOLERANCE,
-    ScalingCoefficients,
-)
+from mnas.search_space import DEFAULT_SCALING_TOLERANCE, ScalingCoefficients
+
+_DEFAULT = ScalingCoefficients()  # EfficientNet's published (1.2, 1.1, 1.15)
 
 #: Largest phi: EfficientNet's family stops at 7; far beyond it a network's
 #: depth and width grow past anything this machine can build.
@@ -58,25 +54,25 @@ def define_scale_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
     flags.DEFINE_float(
         "depth_coefficient",
-        DEFAULT_ALPHA,
+        _DEFAULT.alpha,
         "Depth factor per unit of phi (EfficientNet's alpha, >= 1).",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "width_coefficient",
-        DEFAULT_BETA,
+        _DEFAULT.beta,
         "Width factor per unit of phi (EfficientNet's beta, >= 1).",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "resolution_coefficient",
-        DEFAULT_GAMMA,
+        _DEFAULT.gamma,
         "Resolution factor per unit of phi (EfficientNet's gamma, >= 1).",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "tolerance",
-        DEFAULT_TOLERANCE,
+        DEFAULT_SCALING_TOLERANCE,
         "Allowed |depth * width^2 * resolution^2 - 2| of the coefficients (the "
         "published ones give 1.92).",
         flag_values=flag_values,

@@ -17,6 +17,15 @@ from mnas.search_space.errors import (
     UnknownPresetError,
 )
 from mnas.search_space.presets import get_preset, parse_arch, preset_names
+from mnas.search_space.scaling import DEFAULT_TOLERANCE as DEFAULT_SCALING_TOLERANCE
+from mnas.search_space.scaling import (
+    ScalingCoefficients,
+    ScalingError,
+    efficientnet,
+    scale,
+    scale_family,
+    scaled_resolution,
+)
 from mnas.search_space.space import (
     MNASNET_SPACE,
     FactorizedSearchSpace,
@@ -24,6 +33,7 @@ from mnas.search_space.space import (
 )
 
 __all__ = [
+    "DEFAULT_SCALING_TOLERANCE",
     "MNASNET_SPACE",
     "ActionError",
     "ArchSpec",
@@ -32,16 +42,22 @@ __all__ = [
     "Decision",
     "FactorizedSearchSpace",
     "NotInSpaceError",
+    "ScalingCoefficients",
+    "ScalingError",
     "SpecError",
     "UnknownPresetError",
     "decode_block_string",
     "decode_block_strings",
     "encode_block_string",
     "encode_block_strings",
+    "efficientnet",
     "get_preset",
     "get_search_space",
     "parse_arch",
     "preset_names",
     "round_filters",
     "round_repeats",
+    "scale",
+    "scale_family",
+    "scaled_resolution",
 ]

@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "WeightsMeta": ".weights",
         "build_model": ".builder",
         "compute_stats": ".cost",
-        "describe": ".describe",
+        "describe": ".summary",
         "load_any": ".weights",
         "load_weights": ".weights",
         "plan_layers": ".plan",
