@@ -66,6 +66,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert max(proposals.values()) == 1  # no proposal evaluated twice
 
     # The controller restored from its checkpoint counts exactly the completed batches.
+    from mnas.controller import ControllerConfig
     from mnas.search.reward import RewardConfig
     from mnas.search.runner import Search, SearchConfig
     from mnas.search.workers.pool import InlinePool
@@ -75,13 +76,14 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
         work_dir=work_dir,
         num_trials=NUM_TRIALS,
         controller_kind="reinforce",
-        controller={"batch_size": BATCH_SIZE},
+        controller=ControllerConfig(batch_size=BATCH_SIZE),
         reward=RewardConfig("soft", target_ms=10.0),
         num_workers=2,
     )
     search = Search(
         config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
     )
+    search.close()
     completed = sum(r.status == "COMPLETED" for r in latest.values())
     assert completed == NUM_TRIALS - 1  # trial 4 fails by design
     summary = search.controller.state_summary()

@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from mnas.controller import ControllerConfig
 from mnas.search.reward import RewardConfig
 from mnas.search.runner import Search, SearchConfig, SearchConfigError
 from mnas.search.trial import Journal
@@ -15,7 +16,7 @@ def _config(work_dir, **overrides):
         work_dir=str(work_dir),
         num_trials=8,
         controller_kind="reinforce",
-        controller={"batch_size": 3},
+        controller=ControllerConfig(batch_size=3),
         reward=RewardConfig("soft", target_ms=10.0),
         num_workers=2,
     )
@@ -114,7 +115,7 @@ def test_truncated_journal_line_is_recovered_and_reported(tmp_path):
         handle.write('{"trial_id": 3, "status": "RUNN')
     logs = []
     _search(_config(tmp_path, num_trials=5), resume=True, logs=logs).run()
-    assert any("dropped a truncated last line" in line for line in logs)
+    assert any("cut a torn last line (line" in line for line in logs)
     _, latest = _final_states(str(tmp_path))
     assert sorted(latest) == list(range(5))
     assert all(r.finished for r in latest.values())
@@ -122,21 +123,20 @@ def test_truncated_journal_line_is_recovered_and_reported(tmp_path):
 
 def test_interrupted_trials_are_rerun_with_the_same_actions(tmp_path):
     _search(_config(tmp_path, num_trials=3)).run()
-    journal = Journal.open(str(tmp_path / "trials.jsonl"))
     # Simulate a kill: trial 3 was proposed and started, never finished.
-    search = _search(_config(tmp_path, num_trials=4), resume=True)
-    proposal = search.controller.propose()
-    search.controller.save(str(tmp_path / "controller"))
-    record = search._next_trial([], [proposal])
-    journal.append(record)
+    with _search(_config(tmp_path, num_trials=4), resume=True) as search:
+        search.oracle.resume()
+        started = search.oracle.next_trial()
+    assert started.trial_id == 3 and started.status == "RUNNING"
     logs = []
     resumed = _search(_config(tmp_path, num_trials=4), resume=True, logs=logs)
     resumed.run()
     assert any("1 interrupted trials to re-run" in line for line in logs)
     journal, latest = _final_states(str(tmp_path))
     assert latest[3].status == "COMPLETED"
-    assert latest[3].actions == proposal.actions
+    assert latest[3].actions == started.actions
     assert latest[3].attempt == 2
+    assert [r.trial_id for r in journal.records if r.finished].count(3) == 1
 
 
 # -- latency modes: measured / predicted / verified ------------------------------

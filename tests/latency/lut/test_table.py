@@ -118,8 +118,14 @@ def test_a_torn_last_line_is_dropped_and_resuming_repairs_it(tmp_path):
     table.add(STEM, _entry(0.5))
     with open(path, "a", encoding="utf-8") as handle:
         handle.write('{"key": "head:k1_s1:8x8x24->32:relu", "median_')  # killed
+    before = path.read_bytes()
     loaded = LookupTable.load(path)
     assert loaded.keys() == (str(STEM),)
+    assert loaded.recovery_notes == [
+        f"{path}: cut a torn last line (line 3, 46 bytes) left by an interrupted "
+        "write"
+    ]
+    assert path.read_bytes() == before  # loading alone changes nothing
     # Appending after the torn line must not glue onto it.
     loaded.add(HEAD, _entry(0.25))
     loaded.add(CLASSIFIER, _entry(0.125))
@@ -151,7 +157,11 @@ def test_a_corrupt_middle_line_raises(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(LookupTableError) as info:
         LookupTable.load(path)
-    assert str(info.value) == f"{path}:2 is not valid JSON"
+    assert str(info.value) == (
+        f"{path}: line 2 is corrupt (Unterminated string starting at: line 1 "
+        "column 9 (char 8)); only a torn last line is cut automatically: repair "
+        "or remove this line by hand"
+    )
 
 
 def test_create_refuses_an_existing_file(tmp_path):
