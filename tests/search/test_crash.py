@@ -16,7 +16,14 @@ BATCH_SIZE = 3  # as in mnas/testing/search_driver.py
 
 
 def _start(work_dir, resume):
-    args = [sys.executable, "-m", "mnas.testing.search_driver", str(work_dir), str(NUM_TRIALS), "0.15"]
+    args = [
+        sys.executable,
+        "-m",
+        "mnas.testing.search_driver",
+        str(work_dir),
+        str(NUM_TRIALS),
+        "0.15",
+    ]
     if resume:
         args.append("--resume")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
