@@ -98,3 +98,46 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert summary["num_failed"] == 1
     assert search.controller.num_updates == completed // BATCH_SIZE
     assert search.controller.num_pending == 0
+
+
+def test_a_second_search_is_refused_while_one_runs_and_admitted_after_it_dies(
+    tmp_path,
+):
+    from mnas.controller import ControllerConfig
+    from mnas.io.lock import LockedError
+    from mnas.search.reward import RewardConfig
+    from mnas.search.runner import Search, SearchConfig
+    from mnas.search.workers.pool import InlinePool
+    from mnas.testing.fakes import FakeLatencyBackend
+
+    work_dir = str(tmp_path)
+    process = _start(work_dir, resume=False)
+    config = SearchConfig(
+        work_dir=work_dir,
+        num_trials=NUM_TRIALS,
+        controller_kind="reinforce",
+        controller=ControllerConfig(batch_size=BATCH_SIZE),
+        reward=RewardConfig("soft", target_ms=10.0),
+        num_workers=2,
+    )
+
+    def second():
+        return Search(
+            config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
+        )
+
+    try:
+        deadline = time.monotonic() + 90
+        while not os.path.exists(os.path.join(work_dir, "trials.jsonl")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        try:
+            second()
+        except LockedError as error:
+            assert f"is in use by another process (pid {process.pid})" in str(error)
+        else:
+            raise AssertionError("a second search claimed a running search's dir")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    second().close()  # the dead process held nothing
