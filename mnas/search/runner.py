@@ -388,7 +388,7 @@ class Search:
             measured_ms=None if predicted else latency_ms,
             reward=reward,
             timings=timings,
-            tflite_path=result["tflite_path"],
+            tflite_path=result.get("tflite_path"),  # none from a one-shot evaluator
         )
         self.oracle.finish(completed)
         if self.config.latency_mode == "verified":
