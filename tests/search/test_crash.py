@@ -29,6 +29,27 @@ def _start(work_dir, resume):
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _driver_search(work_dir):
+    """The driver's search, resumed in this process (nothing is evaluated)."""
+    from mnas.controller import ControllerConfig
+    from mnas.search.reward import RewardConfig
+    from mnas.search.runner import Search, SearchConfig
+    from mnas.search.workers.pool import InlinePool
+    from mnas.testing.fakes import FakeLatencyBackend
+
+    config = SearchConfig(
+        work_dir=work_dir,
+        num_trials=NUM_TRIALS,
+        controller_kind="reinforce",
+        controller=ControllerConfig(batch_size=BATCH_SIZE),
+        reward=RewardConfig("soft", target_ms=10.0),
+        num_workers=2,
+    )
+    return Search(
+        config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
+    )
+
+
 def _finished_count(work_dir):
     path = os.path.join(work_dir, "trials.jsonl")
     if not os.path.exists(path):
@@ -73,23 +94,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert max(proposals.values()) == 1  # no proposal evaluated twice
 
     # The controller restored from its checkpoint counts exactly the completed batches.
-    from mnas.controller import ControllerConfig
-    from mnas.search.reward import RewardConfig
-    from mnas.search.runner import Search, SearchConfig
-    from mnas.search.workers.pool import InlinePool
-    from mnas.testing.fakes import FakeLatencyBackend
-
-    config = SearchConfig(
-        work_dir=work_dir,
-        num_trials=NUM_TRIALS,
-        controller_kind="reinforce",
-        controller=ControllerConfig(batch_size=BATCH_SIZE),
-        reward=RewardConfig("soft", target_ms=10.0),
-        num_workers=2,
-    )
-    search = Search(
-        config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
-    )
+    search = _driver_search(work_dir)
     search.close()
     completed = sum(r.status == "COMPLETED" for r in latest.values())
     assert completed == NUM_TRIALS - 1  # trial 4 fails by design
@@ -103,36 +108,17 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
 def test_a_second_search_is_refused_while_one_runs_and_admitted_after_it_dies(
     tmp_path,
 ):
-    from mnas.controller import ControllerConfig
     from mnas.io.lock import LockedError
-    from mnas.search.reward import RewardConfig
-    from mnas.search.runner import Search, SearchConfig
-    from mnas.search.workers.pool import InlinePool
-    from mnas.testing.fakes import FakeLatencyBackend
 
     work_dir = str(tmp_path)
     process = _start(work_dir, resume=False)
-    config = SearchConfig(
-        work_dir=work_dir,
-        num_trials=NUM_TRIALS,
-        controller_kind="reinforce",
-        controller=ControllerConfig(batch_size=BATCH_SIZE),
-        reward=RewardConfig("soft", target_ms=10.0),
-        num_workers=2,
-    )
-
-    def second():
-        return Search(
-            config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
-        )
-
     try:
         deadline = time.monotonic() + 90
         while not os.path.exists(os.path.join(work_dir, "trials.jsonl")):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         try:
-            second()
+            _driver_search(work_dir)
         except LockedError as error:
             assert f"is in use by another process (pid {process.pid})" in str(error)
         else:
@@ -140,4 +126,4 @@ def test_a_second_search_is_refused_while_one_runs_and_admitted_after_it_dies(
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    second().close()  # the dead process held nothing
+    _driver_search(work_dir).close()  # the dead process held nothing
