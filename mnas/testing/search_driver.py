@@ -5,6 +5,7 @@ Usage: python -m mnas.testing.search_driver WORK_DIR NUM_TRIALS SLEEP_S [--resum
 
 import sys
 
+from mnas.controller import ControllerConfig
 from mnas.search.reward import RewardConfig
 from mnas.search.runner import Search, SearchConfig
 from mnas.search.workers.pool import InlinePool
@@ -18,7 +19,7 @@ def main() -> None:
         work_dir=work_dir,
         num_trials=num_trials,
         controller_kind="reinforce",
-        controller={"batch_size": 3},
+        controller=ControllerConfig(batch_size=3),
         reward=RewardConfig("soft", target_ms=10.0),
         num_workers=2,
     )

@@ -1,9 +1,14 @@
-"""Runs candidate evaluations in worker subprocesses.
+"""Where candidates are evaluated: the ``Executor`` interface and two executors.
 
-One crashing, hanging or memory-hungry candidate takes down only its worker:
-the pool reports that trial as failed (with the exit status and the tail of the
-worker's log) and starts a fresh worker for the next one. ``InlinePool`` has the
-same interface and runs tasks in-process, for fakes in tests.
+The search loop only talks to an ``Executor``: ``free_slots`` (how many trials
+it can take now), ``submit`` (a JSON-safe task), ``poll`` (finished trials as
+``Outcome``s) and ``close`` (stop everything still running). Any executor that
+keeps this contract fits (a Ray cluster, a one-shot shared-weights evaluator).
+
+``SubprocessPool``: one crashing, hanging or memory-hungry candidate takes down
+only its worker: the pool reports that trial as failed (with the exit status
+and the tail of the worker's log) and starts a fresh worker for the next one.
+``InlinePool`` runs tasks in-process, for fakes in tests.
 """
 
 from __future__ import annotations
@@ -18,15 +23,32 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
+    """A finished trial: its result dict, or the error that ended it."""
+
     trial_id: int
     ok: bool
     result: dict[str, Any] | None = None
     error: str | None = None
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Evaluates trials somewhere; the search loop's only view of its workers.
+
+    ``submit`` is only called while ``free_slots() > 0``; every submitted trial
+    comes back exactly once from ``poll`` (ok or not) unless ``close`` ends it
+    first; ``close`` leaves nothing running.
+    """
+
+    def free_slots(self) -> int: ...
+    def submit(self, trial_id: int, task: dict[str, Any]) -> None: ...
+    def poll(self, timeout: float = 1.0) -> list[Outcome]: ...
+    def close(self) -> None: ...
 
 
 def _tail(path: str, limit: int = 1500) -> str:

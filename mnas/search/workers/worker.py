@@ -27,7 +27,10 @@ def _load(target: str):
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m mnas.search.workers.worker MODULE:FUNCTION", file=sys.stderr)
+        print(
+            "usage: python -m mnas.search.workers.worker MODULE:FUNCTION",
+            file=sys.stderr,
+        )
         return 2
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints go to the log

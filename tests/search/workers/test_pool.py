@@ -64,7 +64,10 @@ def test_exception_is_reported_with_its_type(tmp_path):
 
 def test_timeout_kills_the_worker(tmp_path):
     pool = SubprocessPool(
-        "mnas.testing.fakes:fake_evaluate", 1, str(tmp_path / "logs"), trial_timeout_s=3.0
+        "mnas.testing.fakes:fake_evaluate",
+        1,
+        str(tmp_path / "logs"),
+        trial_timeout_s=3.0,
     )
     try:
         pool.submit(7, _task(tmp_path, 7, sleep_s=60))
