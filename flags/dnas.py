@@ -13,7 +13,7 @@ import time
 
 from absl import flags
 
-from mnas.dnas.loop import LOSSES, SHARINGS, DnasConfig
+from mnas.dnas import LOSSES, SHARINGS, DnasConfig
 from mnas.flags.arch import define_search_space_flag
 from mnas.flags.common import (
     FLAGS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from absl import flags
 
 from mnas.flags.common import FLAGS, check_finite, defines
-from mnas.search.reward import REWARD_KINDS, RewardConfig
+from mnas.search import REWARD_KINDS, RewardConfig
 
 #: The reward's target in ms: suits the host backend (MnasNet-A1 runs in
 #: about 7 ms there); the paper used 75 ms on a Pixel 1.

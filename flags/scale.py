@@ -17,7 +17,8 @@ from mnas.flags.common import (
     FLAGS,
     FlagError,
     check_finite,
-    define_output_dir_flag,
+    define_resume_flag,
+    define_work_dir_flag,
     defines,
 )
 from mnas.flags.data import (
@@ -45,7 +46,8 @@ def define_scale_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     define_latency_flags(flag_values)
     define_proxy_flags(flag_values)
     define_reward_flags(flag_values)
-    define_output_dir_flag(flag_values)
+    define_work_dir_flag(flag_values)
+    define_resume_flag(flag_values)
     flags.DEFINE_list(
         "phi",
         ["0", "1", "2", "3"],
@@ -187,6 +189,7 @@ def scaling_search_config_from_flags(flag_values: flags.FlagValues):
 
 #: Retired names of mnas-scale's flags.
 RENAMED = {
+    "output_dir": "work_dir (the grid search's work directory)",
     "alpha": "depth_coefficient",
     "beta": "width_coefficient",
     "gamma": "resolution_coefficient",

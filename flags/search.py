@@ -22,7 +22,11 @@ from mnas.flags.common import (
     define_work_dir_flag,
     defines,
 )
-from mnas.flags.data import define_proxy_flags, proxy_data_kwargs, proxy_trainer_kwargs
+from mnas.flags.data import (
+    data_config_from_flags,
+    define_proxy_flags,
+    trainer_config_from_flags,
+)
 from mnas.flags.latency import (
     define_deployment_resolution_flag,
     deployment_resolution_from_flags,
@@ -30,7 +34,6 @@ from mnas.flags.latency import (
 from mnas.flags.lut import define_latency_source_flag
 from mnas.flags.reward import define_reward_flags, reward_config_from_flags
 from mnas.latency import LatencyConfig
-from mnas.search.runner import SearchConfig
 
 CONTROLLERS = ("reinforce", "ppo", "random")
 MAX_TRIALS = 1_000_000
@@ -92,11 +95,18 @@ def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "Controller entropy bonus (default per algorithm).",
         flag_values=flag_values,
     )
+    flags.DEFINE_integer(
+        "max_consecutive_failures",
+        5,
+        "Stop the search after this many failed trials in a row (a dead "
+        "backend would fail them all), with their common error; 0 never stops.",
+        flag_values=flag_values,
+    )
 
 
 def search_config_from_flags(
     flag_values: flags.FlagValues, latency: LatencyConfig, lut_path: str | None
-) -> SearchConfig:
+):
     """The search's config; ``latency`` and ``lut_path`` come from the latency
     and table flags (the lookup table is used unless --latency=measured)."""
     check_range("num_trials", flag_values.num_trials, 1, MAX_TRIALS)
@@ -106,14 +116,21 @@ def search_config_from_flags(
     )
     check_positive(flag_values, "trial_timeout_s", "controller_learning_rate")
     check_range("entropy_weight", flag_values.entropy_weight or 0.0, 0, math.inf)
-    entropy = flag_values.entropy_weight
+    check_range(
+        "max_consecutive_failures", flag_values.max_consecutive_failures, 0, MAX_TRIALS
+    )
     work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
-    trainer = {**proxy_trainer_kwargs(flag_values), "seed": flag_values.seed}
-    controller = {"batch_size": flag_values.controller_batch_size}
-    if flag_values.controller_learning_rate is not None:
-        controller["learning_rate"] = flag_values.controller_learning_rate
-    if entropy is not None:
-        controller["entropy_weight"] = entropy
+    data = data_config_from_flags(flag_values)
+    trainer = trainer_config_from_flags(flag_values)
+    from mnas.controller import ControllerConfig
+    from mnas.search import SearchConfig
+
+    controller = ControllerConfig(
+        batch_size=flag_values.controller_batch_size,
+        seed=flag_values.seed,
+        learning_rate=flag_values.controller_learning_rate,
+        entropy_weight=flag_values.entropy_weight,
+    )
     return SearchConfig(
         work_dir=work_dir,
         num_trials=flag_values.num_trials,
@@ -122,16 +139,15 @@ def search_config_from_flags(
         controller_kind=flag_values.controller,
         controller=controller,
         reward=reward_config_from_flags(flag_values),
-        data=proxy_data_kwargs(flag_values),
+        data=data,
         trainer=trainer,
         deployment_resolution=deployment_resolution_from_flags(flag_values),
-        latency_backend=latency.backend,
-        latency_options=latency.to_dict(),
-        latency_cache=latency.cache_path,
+        latency=latency,
         latency_mode=flag_values.latency,
         lut_path=lut_path if flag_values.latency != "measured" else None,
         top_k=flag_values.top_k,
         trial_timeout_s=flag_values.trial_timeout_s,
+        max_consecutive_failures=flag_values.max_consecutive_failures or None,
         seed=flag_values.seed,
     )
 

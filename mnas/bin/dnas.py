@@ -21,8 +21,7 @@ import time
 
 from absl import flags, logging
 
-from mnas.dnas.loop import DnasSearch
-from mnas.dnas.report import result_table
+from mnas.dnas import DnasSearch, result_table
 from mnas.flags.common import check_work_dir, run_binary
 from mnas.flags.dnas import RENAMED, define_dnas_flags, dnas_config_from_flags
 from mnas.latency import open_lookup_table

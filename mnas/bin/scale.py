@@ -4,8 +4,9 @@ Examples::
 
   mnas-scale --arch=mnasnet-a1 --phi=0,1,2,3
   mnas-scale --arch=runs/search/best.json --phi=0,1,2 --export_dir=family
-  mnas-scale --arch=mnasnet-small --grid_search --output_dir=scale_out
-  mnas-scale --arch=mnasnet-small --grid_search --target_ms=5 --output_dir=out
+  mnas-scale --arch=mnasnet-small --grid_search --work_dir=runs/scale
+  mnas-scale --arch=mnasnet-small --grid_search --target_ms=5 --work_dir=out
+  mnas-scale --arch=mnasnet-small --grid_search --work_dir=out --resume
 
 Family mode scales --arch by each --phi with the depth, width and resolution
 coefficients (EfficientNet's alpha, beta, gamma) and prints phi, resolution,
@@ -18,7 +19,8 @@ default; --nomeasure_latency skips it). --export_dir writes each member as
 (--triples, or the whole grid with --grid_step) on the proxy task and ranks
 them by accuracy, or by the MnasNet reward when --target_ms is given; the table
 and the chosen triple are printed and written to
---output_dir/scaling_search.json.
+--work_dir (config.json, triples.jsonl, best.json, scaling_search.json;
+--resume skips the triples already trained).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> int:
     del argv  # run_binary refuses positional arguments
     spec = arch_from_flags(FLAGS)
     latency = latency_config_from_flags(FLAGS)
-    check_folder(FLAGS.output_dir, "output_dir")
+    check_folder(FLAGS.work_dir, "work_dir")
     check_folder(FLAGS.export_dir, "export_dir")
     if FLAGS.grid_search:
         return _grid_search(spec, latency)
@@ -107,8 +109,14 @@ def _grid_search(spec, latency) -> int:
         f"score = {score}"
     )
     start = time.perf_counter()
+    work_dir = FLAGS.work_dir or time.strftime("runs/scale-%Y%m%d-%H%M%S")
     result = run_scaling_search(
-        spec, config, backend, progress=lambda line: print(line, flush=True)
+        spec,
+        config,
+        backend,
+        progress=lambda line: print(line, flush=True),
+        work_dir=work_dir,
+        resume=FLAGS.resume,
     )
     print(result.table())
     chosen = result.chosen
@@ -119,8 +127,10 @@ def _grid_search(spec, latency) -> int:
         f"chosen: alpha={chosen.alpha:g} beta={chosen.beta:g} gamma={chosen.gamma:g} "
         f"(score {chosen.score:.4f}); wall time {time.perf_counter() - start:.1f} s"
     )
-    if FLAGS.output_dir:
-        print(f"wrote {result.write(FLAGS.output_dir)}")
+    print(
+        f"results in {work_dir}: scaling_search.json, best.json, triples.jsonl, "
+        "config.json"
+    )
     return 0
 
 

@@ -26,18 +26,19 @@ from mnas.latency import (
     load_predictor,
     pool_from_config,
 )
-from mnas.search.display import best_table
-from mnas.search.runner import Search
-from mnas.search.workers.pool import SubprocessPool
+from mnas.search import (
+    CANDIDATE_TARGET,
+    ConsecutiveFailuresError,
+    Search,
+    SubprocessPool,
+    best_table,
+)
 from mnas.search_space import get_search_space
 
 define_search_flags()
 define_latency_flags()
 define_lut_flags()
 FLAGS = flags.FLAGS
-
-#: The worker's evaluation function (``module:function``).
-CANDIDATE_TARGET = "mnas.search.workers.candidate:evaluate_candidate"
 
 
 def main(argv: list[str]) -> int:
@@ -56,18 +57,18 @@ def main(argv: list[str]) -> int:
             f"{describe_calibration(predictor.calibration)})",
             flush=True,
         )
-    from mnas.train import DataConfig, load_proxy_data
+    from mnas.train import load_proxy_data
 
-    data = load_proxy_data(DataConfig(**config.data))  # one no worker could load
+    data = load_proxy_data(config.data)  # one no worker could load
     if len(latency.serials) > 1:
         backend = pool_from_config(latency)
     else:
         backend = backend_from_config(latency)
         check_backends([backend])
     print(
-        f"mnas-search: {config.num_trials} trials, dataset {config.data['dataset']} "
+        f"mnas-search: {config.num_trials} trials, dataset {config.data.dataset} "
         f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "
-        f"classes, {config.data['resolution']}px), latency on {latency.backend} at "
+        f"classes, {config.data.resolution}px), latency on {latency.backend} at "
         f"{config.deployment_resolution}px, {config.reward.kind} reward, target "
         f"{config.reward.target_ms:g} ms, work dir {config.work_dir}",
         flush=True,
@@ -83,7 +84,11 @@ def main(argv: list[str]) -> int:
     except BaseException:
         pool.close()
         raise
-    best = search.run()
+    try:
+        best = search.run()
+    except ConsecutiveFailuresError as error:
+        print(f"\nmnas-search: {error}", file=sys.stderr, flush=True)
+        return 1
     print()
     if not best:
         print(

@@ -168,7 +168,7 @@ def test_grid_search_binary_with_a_tiny_budget(tmp_path):
         "--target_ms=5",
         "--num_runs=3",
         "--no_latency_cache",
-        f"--output_dir={tmp_path}",
+        f"--work_dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr
     assert "chosen: alpha=" in result.stdout

@@ -13,8 +13,10 @@ import json
 import time
 from typing import Any
 
-from mnas.io.atomic import write_bytes_atomic
 from mnas.search_space import ArchSpec
+
+#: What a worker process runs for each trial (``module:function``).
+CANDIDATE_TARGET = "mnas.search.workers.candidate:evaluate_candidate"
 
 _DATA_CACHE: dict[str, Any] = {}
 
@@ -56,15 +58,10 @@ def export_trained(spec: ArchSpec, model, resolution: int, path: str) -> int:
     The network is fully convolutional up to global pooling, so weights trained
     at the proxy resolution fit the same architecture at the deployment one.
     """
-    from mnas.latency.export import export_tflite
-    from mnas.model.builder import build_model
+    from mnas.latency.export import export_to_file
 
-    num_classes = model.output_shape[-1]
-    deployed = build_model(spec, (resolution, resolution, 3), num_classes)
-    deployed.set_weights(model.get_weights())
-    flatbuffer = export_tflite(deployed)
-    write_bytes_atomic(path, flatbuffer)
-    return len(flatbuffer)
+    exported = export_to_file(spec, path, resolution=resolution, weights_from=model)
+    return exported.size_bytes
 
 
 def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:
