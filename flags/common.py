@@ -181,6 +181,14 @@ def parse_flags(binary: str, renamed: Mapping[str, str], argv: list[str]) -> lis
     return rest
 
 
+def stopped(binary: str, stop: KeyboardInterrupt) -> None:
+    """The one line and exit status of a binary stopped by Ctrl-C or a
+    termination signal."""
+    if isinstance(stop, Terminated):
+        fail(binary, str(stop), stop.exit_status)
+    fail(binary, "interrupted", INTERRUPTED_EXIT)
+
+
 def guarded(binary: str, main: Callable[[list[str]], int | None]):
     """``main`` with every expected error turned into one line and exit 1."""
 
@@ -188,10 +196,8 @@ def guarded(binary: str, main: Callable[[list[str]], int | None]):
     def run_main(argv: list[str]) -> int | None:
         try:
             return main(argv)
-        except Terminated as stop:
-            fail(binary, str(stop), stop.exit_status)
-        except KeyboardInterrupt:
-            fail(binary, "interrupted", INTERRUPTED_EXIT)
+        except KeyboardInterrupt as stop:
+            stopped(binary, stop)
         except Exception as error:
             if not isinstance(error, expected_errors()):
                 raise
@@ -213,10 +219,15 @@ def run_binary(
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with termination_raises():
-        app.run(
-            guarded(binary, main),
-            flags_parser=functools.partial(parse_flags, binary, dict(renamed or {})),
-        )
+        try:
+            app.run(
+                guarded(binary, main),
+                flags_parser=functools.partial(
+                    parse_flags, binary, dict(renamed or {})
+                ),
+            )
+        except KeyboardInterrupt as stop:  # while the flags were read
+            stopped(binary, stop)
 
 
 def quiet_tensorflow(flag_values: flags.FlagValues) -> None:
