@@ -63,7 +63,9 @@ LAZY_EXPECTED_ERRORS: tuple[tuple[str, str], ...] = (
 
 
 #: Signals that stop a binary as Ctrl-C does (a polite request to stop).
-TERMINATION_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+TERMINATION_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class FlagError(ValueError):

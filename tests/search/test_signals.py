@@ -273,3 +273,48 @@ def test_a_worker_started_for_a_parent_that_is_gone_exits_at_once():
     )
     assert worker.returncode == ORPHANED_EXIT
     assert worker.stdout == b""  # no ready banner: it never took a task
+
+
+def test_an_interrupted_run_keeps_its_trials_running_closes_and_unlocks(tmp_path):
+    from mnas.io.work_dir import lock_work_dir
+    from mnas.search.runner import Search
+    from mnas.search.workers.pool import InlinePool
+    from mnas.testing.fakes import FakeLatencyBackend, fake_evaluate
+    from mnas.testing.search_driver import driver_config
+
+    class StoppedPool(InlinePool):
+        """Finishes the first round of trials, then Ctrl-C arrives."""
+
+        polls = 0
+        closed = False
+
+        def poll(self, timeout=0.0):
+            self.polls += 1
+            if self.polls == 2:
+                raise KeyboardInterrupt
+            return super().poll(timeout)
+
+        def close(self):
+            self.closed = True
+            super().close()
+
+    pool = StoppedPool(fake_evaluate, 2)
+    messages = []
+    search = Search(
+        driver_config(str(tmp_path), NUM_TRIALS),
+        pool,
+        FakeLatencyBackend(),
+        log=messages.append,
+        progress_stream=io.StringIO(),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        search.run()
+    statuses = {t: r.status for t, r in _journal(tmp_path).latest().items()}
+    assert statuses == {0: "COMPLETED", 1: "COMPLETED", 2: "RUNNING", 3: "RUNNING"}
+    assert messages == [
+        "interrupted: trials 2, 3 stopped and stay RUNNING in the journal; "
+        "a resume re-runs them"
+    ]
+    assert pool.closed
+    lock_work_dir(str(tmp_path)).release()  # the work directory is free again
+    assert (tmp_path / "best.json").exists()  # outputs of the finished trials
