@@ -355,10 +355,11 @@ class Search:
         if not in_flight:
             return
         ids = ", ".join(str(trial_id) for trial_id in sorted(in_flight))
-        self.log(
-            f"interrupted: trial{'s' if len(in_flight) > 1 else ''} {ids} "
-            "stopped and stay RUNNING in the journal; a resume re-runs them"
-        )
+        if len(in_flight) == 1:
+            said = f"trial {ids} stays RUNNING in the journal; a resume re-runs it"
+        else:
+            said = f"trials {ids} stay RUNNING in the journal; a resume re-runs them"
+        self.log(f"interrupted: {said}")
 
     def _task(self, record: TrialRecord) -> dict[str, Any]:
         spec = self.space.decode(record.actions)

@@ -169,12 +169,13 @@ def _stop_and_resume(tmp_path, send, status, message):
     running = sorted(t for t, r in latest.items() if r.status == "RUNNING")
     started = sorted({e["trial_id"] for e in read_events(events)})
     assert busy["trial_id"] in started and set(started) <= set(running)
-    noun = "trials" if len(running) > 1 else "trial"
     ids = ", ".join(map(str, running))
-    assert (
-        f"interrupted: {noun} {ids} stopped and stay RUNNING in the journal; "
-        "a resume re-runs them"
-    ) in stdout.decode()
+    said = (
+        f"trials {ids} stay RUNNING in the journal; a resume re-runs them"
+        if len(running) > 1
+        else f"trial {ids} stays RUNNING in the journal; a resume re-runs it"
+    )
+    assert f"interrupted: {said}" in stdout.decode()
     assert _wait_gone({e["pid"] for e in read_events(events)}) == []
 
     done_before = {t for t, r in latest.items() if r.finished}
@@ -312,8 +313,7 @@ def test_an_interrupted_run_keeps_its_trials_running_closes_and_unlocks(tmp_path
     statuses = {t: r.status for t, r in _journal(tmp_path).latest().items()}
     assert statuses == {0: "COMPLETED", 1: "COMPLETED", 2: "RUNNING", 3: "RUNNING"}
     assert messages == [
-        "interrupted: trials 2, 3 stopped and stay RUNNING in the journal; "
-        "a resume re-runs them"
+        "interrupted: trials 2, 3 stay RUNNING in the journal; a resume re-runs them"
     ]
     assert pool.closed
     lock_work_dir(str(tmp_path)).release()  # the work directory is free again
