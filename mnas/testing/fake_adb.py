@@ -13,7 +13,8 @@ Environment of the fake adb:
 * A phone farm: with ``FAKE_DEVICE_ROOT`` each serial has its own filesystem,
   ``$FAKE_DEVICE_ROOT/SERIAL``, where ``/data/local/tmp`` points; a file
   ``$FAKE_DEVICE_ROOT/SERIAL.gone`` unplugs that phone (no longer listed, every
-  command fails); ``FAKE_ADB_TIMES`` collects ``SERIAL start|end SECONDS``
+  command fails), and ``$FAKE_DEVICE_ROOT/SERIAL.model`` holds its model
+  name (else ``FAKE_MODEL``, else Pixel 3); ``FAKE_ADB_TIMES`` collects ``SERIAL start|end SECONDS``
   lines around each benchmark run, to check that no phone runs two at once.
 
 The fake benchmark_model records its argv in ``FAKE_BM_ARGV``, checks that
@@ -61,7 +62,10 @@ case "$1" in
   shell)
     shift
     cmd="$(map "$*")"
-    if [ "$cmd" = "getprop ro.product.model" ]; then echo "${FAKE_MODEL:-Pixel 3}"; exit 0; fi
+    if [ "$cmd" = "getprop ro.product.model" ]; then
+      if [ -f "$device.model" ]; then cat "$device.model"; else echo "${FAKE_MODEL:-Pixel 3}"; fi
+      exit 0
+    fi
     if [ -n "$FAKE_DROP" ] && [[ "$cmd" == *--graph* ]]; then
       echo "INFO: STARTING!"
       echo "error: device '$serial' not found" >&2

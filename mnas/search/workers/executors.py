@@ -30,9 +30,9 @@ def make_executor(
     as the cluster fits); Ray is imported only here.
     """
     if config.executor == "ray":
-        from mnas.search.workers.ray_executor import RayExecutor
+        from mnas.search.workers.ray_executor import RayExecutor, describe_resources
 
-        return RayExecutor(
+        executor = RayExecutor(
             target,
             config.trial_resource_dict,
             address=config.ray_address,
@@ -41,6 +41,12 @@ def make_executor(
             max_concurrent=max_concurrent,
             log=log,
         )
+        log(
+            f"executor: Ray, {executor.capacity()} trial slots now "
+            f"({describe_resources(executor.resources)} each), "
+            f"{config.trial_retries} retries after a lost node or worker"
+        )
+        return executor
     return SubprocessPool(
         target, config.num_workers, log_dir, trial_timeout_s=config.trial_timeout_s
     )
@@ -57,9 +63,11 @@ def make_latency_backend(
     if config.latency_resource:
         from mnas.search.workers.ray_latency import RayLatencyPool
 
-        return RayLatencyPool(
+        pool = RayLatencyPool(
             latency, config.latency_resource, address=config.ray_address, log=log
         )
+        log(f"latency: {pool.describe()}")
+        return pool
     from mnas.latency import backend_from_config, check_backends, pool_from_config
 
     if len(latency.serials) > 1:
