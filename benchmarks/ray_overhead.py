@@ -56,23 +56,37 @@ class ConstantLatency:
 
 
 class PhaseTimer:
-    """Seconds spent in each wrapped method."""
+    """Seconds spent in each wrapped method, exclusive of wrapped methods it
+    calls (a checkpoint inside a proposal counts as checkpoint)."""
 
     def __init__(self) -> None:
         self.seconds: collections.Counter[str] = collections.Counter()
+        self._stack: list[list[float]] = []  # [start, time in nested phases]
+        self._wrapped: list[tuple[Any, str, Any]] = []
 
     def wrap(self, owner: Any, name: str, phase: str) -> None:
         original = getattr(owner, name)
+        self._wrapped.append((owner, name, original))
 
         @functools.wraps(original)
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            frame = [time.perf_counter(), 0.0]
+            self._stack.append(frame)
             try:
                 return original(*args, **kwargs)
             finally:
-                self.seconds[phase] += time.perf_counter() - start
+                self._stack.pop()
+                elapsed = time.perf_counter() - frame[0]
+                self.seconds[phase] += elapsed - frame[1]
+                if self._stack:
+                    self._stack[-1][1] += elapsed
 
         setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._wrapped):
+            setattr(owner, name, original)
+        self._wrapped.clear()
 
 
 def install(timer: PhaseTimer) -> None:
@@ -83,13 +97,59 @@ def install(timer: PhaseTimer) -> None:
     from mnas.search.workers.ray_executor import RayExecutor
 
     timer.wrap(Oracle, "next_trial", "propose")
+    timer.wrap(Oracle, "save", "checkpoint")
     timer.wrap(RayExecutor, "submit", "submit")
     timer.wrap(RayExecutor, "_collect", "collect")
     timer.wrap(runner.Search, "_finish", "finish")
     timer.wrap(ray, "wait", "wait")
-    for callback in (runner.SearchOutputs, runner.TensorBoardLogger):
-        timer.wrap(callback, "on_trial_end", "outputs")
-    timer.wrap(runner.SearchDisplay, "on_trial_end", "outputs")
+    timer.wrap(runner.SearchOutputs, "on_trial_end", "best+pareto")
+    timer.wrap(runner.TensorBoardLogger, "on_trial_end", "tensorboard")
+    timer.wrap(runner.SearchDisplay, "on_trial_end", "tensorboard")
+
+
+def executor_only(trials: int, model_bytes: int) -> tuple[float, float, int]:
+    """``trials`` no-op trials straight through the executor, every slot kept
+    full: (wall s, seconds blocked in ray.wait, slots)."""
+    import ray
+
+    from mnas.search.workers.ray_executor import RayExecutor
+
+    target = functools.partial(no_op_trial, model_bytes=model_bytes)
+    executor = RayExecutor(target, {"CPU": 1}, log=lambda line: None)
+    scratch = tempfile.mkdtemp(prefix="ray-overhead-models-")
+    waited = 0.0
+    original_wait = ray.wait
+
+    def timed_wait(*args, **kwargs):
+        nonlocal waited
+        start = time.perf_counter()
+        try:
+            return original_wait(*args, **kwargs)
+        finally:
+            waited += time.perf_counter() - start
+
+    def task(trial_id: int) -> dict[str, Any]:
+        return {"tflite_path": os.path.join(scratch, f"trial-{trial_id}.tflite")}
+
+    for warm in range(executor.capacity()):  # start the workers first
+        executor.submit(warm, task(warm))
+    done = 0
+    while done < executor.capacity():
+        done += len(executor.poll(1.0))
+    ray.wait = timed_wait
+    try:
+        start = time.perf_counter()
+        submitted = finished = 0
+        while finished < trials:
+            while executor.free_slots() and submitted < trials:
+                executor.submit(submitted, task(submitted))
+                submitted += 1
+            finished += len(executor.poll(1.0))
+        wall = time.perf_counter() - start
+    finally:
+        ray.wait = original_wait
+        shutil.rmtree(scratch, ignore_errors=True)
+    return wall, waited, executor.capacity()
 
 
 def run_search(work_dir: str, trials: int, controller: str, model_bytes: int):
@@ -133,12 +193,14 @@ def main() -> None:
     parser.add_argument("--controllers", default="reinforce,random")
     parser.add_argument("--cpus_per_node", type=int, default=2)
     parser.add_argument("--model_kib", type=int, default=0)
+    parser.add_argument("--bare_trials", type=int, default=200)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import ray
     from ray.cluster_utils import Cluster
 
+    model_bytes = args.model_kib * 1024
     node_counts = [int(n) for n in args.nodes.split(",")]
     controllers = args.controllers.split(",")
     cluster = Cluster(
@@ -146,10 +208,9 @@ def main() -> None:
         head_node_args={"num_cpus": 0, "object_store_memory": OBJECT_STORE},
     )
     ray.init(address=cluster.address, logging_level="WARNING")
-    timer = PhaseTimer()
-    install(timer)
     root = tempfile.mkdtemp(prefix="ray-overhead-")
     rows = []
+    bare = []
     try:
         for nodes in node_counts:
             while len(cluster.worker_nodes) < nodes:
@@ -157,42 +218,64 @@ def main() -> None:
                     num_cpus=args.cpus_per_node, object_store_memory=OBJECT_STORE
                 )
             cluster.wait_for_nodes()
+            bare.append((nodes, *executor_only(args.bare_trials, model_bytes)))
             for controller in controllers:
-                timer.seconds.clear()
+                timer = PhaseTimer()
+                install(timer)
                 work_dir = os.path.join(root, f"{controller}-{nodes}")
-                wall, slots = run_search(
-                    work_dir, args.trials, controller, args.model_kib * 1024
-                )
+                wall, slots = run_search(work_dir, args.trials, controller, model_bytes)
+                timer.restore()
                 rows.append((nodes, slots, controller, wall, dict(timer.seconds)))
                 print(f"done: {nodes} node(s), {controller}", file=sys.stderr)
     finally:
         ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(root, ignore_errors=True)
+    print_tables(args, rows, bare)
 
+
+def print_tables(args, rows, bare) -> None:
     n = args.trials
-    phases = ("propose", "submit", "collect", "finish", "outputs")
-    print(
-        "| nodes | slots | controller | wall s | trials/s | overhead d ms/trial | "
-        + " | ".join(f"{p} ms" for p in phases)
-        + " | wait ms | trials busy at T = 60 s (T/d) |"
+    phases = (
+        "propose",
+        "checkpoint",
+        "submit",
+        "collect",
+        "finish",
+        "best+pareto",
+        "tensorboard",
     )
-    print("|" + "---|" * (10 + len(phases) - 1))
+    print(f"Search loop, {n} no-op trials per row (ms per trial, exclusive):\n")
+    print(
+        "| nodes | slots | controller | wall s | trials/s | d ms | "
+        + " | ".join(phases)
+        + " | other | wait |"
+    )
+    print("|" + "---|" * (8 + len(phases)))
     for nodes, slots, controller, wall, seconds in rows:
         busy = wall - seconds.get("wait", 0.0)
-        d = busy / n
+        other = busy - sum(seconds.get(p, 0.0) for p in phases)
         cells = [f"{1000 * seconds.get(p, 0.0) / n:.1f}" for p in phases]
         print(
             f"| {nodes} | {slots} | {controller} | {wall:.1f} | {n / wall:.2f} | "
-            f"{1000 * d:.0f} | "
+            f"{1000 * busy / n:.0f} | "
             + " | ".join(cells)
-            + f" | {1000 * seconds.get('wait', 0.0) / n:.1f} | {60 / d:.0f} |"
+            + f" | {1000 * other / n:.1f} | {1000 * seconds.get('wait', 0.0) / n:.1f} |"
+        )
+    m = args.bare_trials
+    print(f"\nExecutor alone, {m} no-op trials per row, every slot kept full:\n")
+    print("| nodes | slots | wall s | trials/s | driver ms/trial | wait ms/trial |")
+    print("|---|---|---|---|---|---|")
+    for nodes, wall, waited, slots in bare:
+        print(
+            f"| {nodes} | {slots} | {wall:.1f} | {m / wall:.1f} | "
+            f"{1000 * (wall - waited) / m:.1f} | {1000 * waited / m:.1f} |"
         )
     load = os.getloadavg()
     print(
-        f"\n{n} trials per row; {args.cpus_per_node} logical CPUs per node; "
-        f"model {args.model_kib} KiB; load average at the end "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs."
+        f"\n{args.cpus_per_node} logical CPUs per node; model "
+        f"{args.model_kib} KiB; load average at the end {load[0]:.2f} "
+        f"{load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs."
     )
     print("command: python " + shlex.join(sys.argv))
 
