@@ -89,17 +89,37 @@ class PhaseTimer:
         self._wrapped.clear()
 
 
+def throttle_outputs(every_s: float) -> None:
+    """What the loop would gain by writing best.json and pareto.png at most
+    every ``every_s`` seconds instead of after every trial (the last write,
+    at the end of the search, stays)."""
+    from mnas.search import runner
+
+    original = runner.SearchOutputs.on_trial_end
+    last = [-float("inf")]
+
+    def on_trial_end(self, record, ranked):
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            original(self, record, ranked)
+
+    runner.SearchOutputs.on_trial_end = on_trial_end
+
+
 def install(timer: PhaseTimer) -> None:
     import ray
 
     from mnas.search import runner
     from mnas.search.oracle import Oracle
+    from mnas.search.workers import ray_executor
     from mnas.search.workers.ray_executor import RayExecutor
 
     timer.wrap(Oracle, "next_trial", "propose")
     timer.wrap(Oracle, "save", "checkpoint")
     timer.wrap(RayExecutor, "submit", "submit")
     timer.wrap(RayExecutor, "_collect", "collect")
+    timer.wrap(ray_executor, "write_bytes_atomic", "write model")
     timer.wrap(runner.Search, "_finish", "finish")
     timer.wrap(ray, "wait", "wait")
     timer.wrap(runner.SearchOutputs, "on_trial_end", "best+pareto")
@@ -152,7 +172,9 @@ def executor_only(trials: int, model_bytes: int) -> tuple[float, float, int]:
     return wall, waited, executor.capacity()
 
 
-def run_search(work_dir: str, trials: int, controller: str, model_bytes: int):
+def run_search(
+    work_dir: str, trials: int, controller: str, model_bytes: int, timer: PhaseTimer
+):
     from mnas.controller import ControllerConfig
     from mnas.search.config import SearchConfig
     from mnas.search.runner import Search
@@ -181,9 +203,13 @@ def run_search(work_dir: str, trials: int, controller: str, model_bytes: int):
         progress_stream=io.StringIO(),
     )
     slots = executor.capacity()
-    start = time.perf_counter()
-    search.run()
-    return time.perf_counter() - start, slots
+    install(timer)
+    try:
+        start = time.perf_counter()
+        search.run()
+        return time.perf_counter() - start, slots
+    finally:
+        timer.restore()
 
 
 def main() -> None:
@@ -194,6 +220,13 @@ def main() -> None:
     parser.add_argument("--cpus_per_node", type=int, default=2)
     parser.add_argument("--model_kib", type=int, default=0)
     parser.add_argument("--bare_trials", type=int, default=200)
+    parser.add_argument(
+        "--outputs_every_s",
+        type=float,
+        default=0.0,
+        help="write best.json/pareto.png at most this often (0: every trial, "
+        "as mnas-search does)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -201,6 +234,8 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     model_bytes = args.model_kib * 1024
+    if args.outputs_every_s:
+        throttle_outputs(args.outputs_every_s)
     node_counts = [int(n) for n in args.nodes.split(",")]
     controllers = args.controllers.split(",")
     cluster = Cluster(
@@ -221,10 +256,10 @@ def main() -> None:
             bare.append((nodes, *executor_only(args.bare_trials, model_bytes)))
             for controller in controllers:
                 timer = PhaseTimer()
-                install(timer)
                 work_dir = os.path.join(root, f"{controller}-{nodes}")
-                wall, slots = run_search(work_dir, args.trials, controller, model_bytes)
-                timer.restore()
+                wall, slots = run_search(
+                    work_dir, args.trials, controller, model_bytes, timer
+                )
                 rows.append((nodes, slots, controller, wall, dict(timer.seconds)))
                 print(f"done: {nodes} node(s), {controller}", file=sys.stderr)
     finally:
@@ -241,6 +276,7 @@ def print_tables(args, rows, bare) -> None:
         "checkpoint",
         "submit",
         "collect",
+        "write model",
         "finish",
         "best+pareto",
         "tensorboard",
@@ -274,7 +310,13 @@ def print_tables(args, rows, bare) -> None:
     load = os.getloadavg()
     print(
         f"\n{args.cpus_per_node} logical CPUs per node; model "
-        f"{args.model_kib} KiB; load average at the end {load[0]:.2f} "
+        f"{args.model_kib} KiB; best.json/pareto.png "
+        + (
+            f"at most every {args.outputs_every_s:g} s"
+            if args.outputs_every_s
+            else "after every trial"
+        )
+        + f"; load average at the end {load[0]:.2f} "
         f"{load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs."
     )
     print("command: python " + shlex.join(sys.argv))
