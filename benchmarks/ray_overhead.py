@@ -127,6 +127,27 @@ def install(timer: PhaseTimer) -> None:
     timer.wrap(runner.SearchDisplay, "on_trial_end", "tensorboard")
 
 
+def wait_cost(pending: int, repeats: int = 20) -> float:
+    """Median seconds of one ``ray.wait`` (what each poll does) over
+    ``pending`` refs of tasks that never run (they ask for a resource no node
+    has), as with that many trials in flight."""
+    import ray
+
+    @ray.remote(num_cpus=0, resources={"nowhere": 1})
+    def never() -> None:
+        return None
+
+    refs = [never.remote() for _ in range(pending)]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ray.wait(refs, num_returns=1, timeout=0)
+        times.append(time.perf_counter() - start)
+    for ref in refs:
+        ray.cancel(ref)
+    return sorted(times)[len(times) // 2]
+
+
 def executor_only(trials: int, model_bytes: int) -> tuple[float, float, int]:
     """``trials`` no-op trials straight through the executor, every slot kept
     full: (wall s, seconds blocked in ray.wait, slots)."""
@@ -262,14 +283,15 @@ def main() -> None:
                 )
                 rows.append((nodes, slots, controller, wall, dict(timer.seconds)))
                 print(f"done: {nodes} node(s), {controller}", file=sys.stderr)
+        waits = [(n, wait_cost(n)) for n in (10, 100, 1000)]
     finally:
         ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(root, ignore_errors=True)
-    print_tables(args, rows, bare)
+    print_tables(args, rows, bare, waits)
 
 
-def print_tables(args, rows, bare) -> None:
+def print_tables(args, rows, bare, waits) -> None:
     n = args.trials
     phases = (
         "propose",
@@ -307,6 +329,11 @@ def print_tables(args, rows, bare) -> None:
             f"| {nodes} | {slots} | {wall:.1f} | {m / wall:.1f} | "
             f"{1000 * (wall - waited) / m:.1f} | {1000 * waited / m:.1f} |"
         )
+    print("\nOne poll's ray.wait with this many trials in flight:\n")
+    print("| trials in flight | ray.wait ms (median of 20) |")
+    print("|---|---|")
+    for pending, seconds in waits:
+        print(f"| {pending} | {1000 * seconds:.2f} |")
     load = os.getloadavg()
     print(
         f"\n{args.cpus_per_node} logical CPUs per node; model "

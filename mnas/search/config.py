@@ -172,6 +172,11 @@ class SearchConfig:
                     )
         if self.latency_resource is not None and not self.latency_resource.strip():
             raise SearchConfigError("latency_resource must not be empty")
+        if self.latency_resource and self.latency.serials:
+            raise SearchConfigError(
+                "latency.serials names phones of this machine; with "
+                "latency_resource the cluster's phone resources name them"
+            )
 
     @property
     def trial_resource_dict(self) -> dict[str, float]:

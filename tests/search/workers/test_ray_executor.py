@@ -151,6 +151,17 @@ def test_where_trials_run_may_change_on_resume_but_not_what_times_them():
             {"executor": "ray", "trial_resources": {" ": 1}},
             "trial_resources holds an empty resource name",
         ),
+        (
+            {
+                "executor": "ray",
+                "latency_resource": "phone",
+                "latency": LatencyConfig(
+                    backend="benchmark_model", benchmark_model="bm", serials=("A",)
+                ),
+            },
+            "latency.serials names phones of this machine; with latency_resource "
+            "the cluster's phone resources name them",
+        ),
     ],
 )
 def test_bad_executor_fields_are_refused_naming_the_field(fields, message):
