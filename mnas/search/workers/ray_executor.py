@@ -67,7 +67,9 @@ def connect(address: str | None = None):
     it is connected already; returns the ``ray`` module."""
     ray = import_ray()
     if not ray.is_initialized():
-        ray.init(address=address or None, logging_level="WARNING")
+        # Workers' output stays in Ray's logs of their node (a failed trial's
+        # error carries its traceback), not on the search's progress line.
+        ray.init(address=address or None, logging_level="WARNING", log_to_driver=False)
     return ray
 
 
@@ -225,6 +227,7 @@ class RayExecutor:
         self._capacity = 0
         self._capacity_read = -math.inf
         self.retries = 0  # trials submitted again after losing their node
+        self._starved = False  # said that no node fits a trial
         if self.capacity() == 0:
             raise RayExecutorError(
                 f"no node of the Ray cluster offers a trial's resources "
@@ -277,6 +280,12 @@ class RayExecutor:
         """Waits up to ``timeout`` seconds; returns finished trials (a lost
         trial is submitted again instead, until its retries are spent)."""
         if not self._running:
+            if self.capacity() == 0 and not self._starved:
+                self._log(
+                    "no alive node offers a trial's resources "
+                    f"({describe_resources(self.resources)}); waiting for nodes"
+                )
+            self._starved = self.capacity() == 0
             time.sleep(timeout)
             return []
         refs = list(self._running)

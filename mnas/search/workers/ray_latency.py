@@ -41,6 +41,8 @@ from mnas.latency.result import BackendFingerprint, LatencyResult
 from mnas.search.scoring import describe_fingerprint, platform_key
 from mnas.search.workers.ray_executor import RayExecutorError, connect
 
+#: How long a latency device may take to start and reach its phone.
+START_TIMEOUT_S = 120.0
 #: Where the actors of one machine lock the phones they claimed.
 LOCK_DIR = os.path.join(tempfile.gettempdir(), "mnas-phone-locks")
 
@@ -195,7 +197,7 @@ class RayLatencyPool:
         refs = [u.actor.describe.remote() for u in self.units]
         for unit, ref in zip(self.units, refs):
             try:
-                info = json.loads(self._ray.get(ref))
+                info = json.loads(self._ray.get(ref, timeout=START_TIMEOUT_S))
             except self._ray.exceptions.RayError as error:
                 self.close()
                 cause = str(error).strip().splitlines()[-1] if str(error) else ""

@@ -248,3 +248,51 @@ def test_the_local_executor_never_imports_ray(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["SubprocessPool", "False"]
+
+
+# -- latency devices -------------------------------------------------------------
+
+
+def test_latency_units_are_one_per_serial_resource_else_the_count():
+    from mnas.search.workers.ray_latency import latency_units
+
+    cluster = {"CPU": 4.0, "phone:B": 1.0, "phone:A": 1.0, "phone": 3.0}
+    assert latency_units("phone", cluster) == [
+        ("phone:A", {"phone:A": 1}),
+        ("phone:B", {"phone:B": 1}),
+    ]
+    assert latency_units("latency_host", {"latency_host": 2.0}) == [
+        ("latency_host#0", {"latency_host": 1}),
+        ("latency_host#1", {"latency_host": 1}),
+    ]
+    assert latency_units("phone", {"CPU": 4.0}) == []
+
+
+def test_counted_phones_are_claimed_once_each(tmp_path, monkeypatch):
+    """With ``{"phone": N}`` each latency actor claims a phone adb lists that
+    no other actor of the machine holds."""
+    import os
+
+    from mnas.search.workers import ray_latency
+    from mnas.search.workers.ray_executor import RayExecutorError
+    from mnas.testing.fake_adb import phone_farm
+
+    farm = phone_farm(tmp_path, ["SER1", "SER2"])
+    for key, value in farm["env"].items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PATH", farm["bin_dir"] + os.pathsep + os.environ["PATH"])
+    monkeypatch.setattr(ray_latency, "LOCK_DIR", str(tmp_path / "locks"))
+    first, first_lock = ray_latency._claim_phone()
+    second, second_lock = ray_latency._claim_phone()
+    assert sorted([first, second]) == ["SER1", "SER2"]
+    with pytest.raises(RayExecutorError) as info:
+        ray_latency._claim_phone()
+    assert str(info.value) == (
+        "no free phone on this node: `adb devices` lists 2 usable device(s) and "
+        "all are held; declare as many phones as are plugged in"
+    )
+    first_lock.close()  # its actor died: the phone is free again
+    again, again_lock = ray_latency._claim_phone()
+    assert again == first
+    again_lock.close()
+    second_lock.close()
