@@ -376,6 +376,8 @@ class Search:
     def _finish(
         self, record: TrialRecord, outcome: Outcome, latency: Latency | None
     ) -> TrialRecord:
+        if outcome.node is not None:
+            record = record.replace(node=outcome.node)
         if not outcome.ok:
             return self._fail(record, outcome.error or "unknown error")
         result = outcome.result

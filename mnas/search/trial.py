@@ -43,6 +43,8 @@ class TrialRecord:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     error: str | None = None
     tflite_path: str | None = None
+    # The Ray node that ran the trial (its node id); None for a local worker.
+    node: str | None = None
     time: float = dataclasses.field(default_factory=time.time)
 
     def __post_init__(self) -> None:

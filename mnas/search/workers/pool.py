@@ -47,12 +47,14 @@ _LOG_PIPE_BYTES = 1 << 20
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """A finished trial: its result dict, or the error that ended it."""
+    """A finished trial: its result dict, or the error that ended it; ``node``
+    names the machine that ran it where the executor knows (a Ray node id)."""
 
     trial_id: int
     ok: bool
     result: dict[str, Any] | None = None
     error: str | None = None
+    node: str | None = None
 
 
 @runtime_checkable
