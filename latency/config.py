@@ -36,6 +36,8 @@ HOST_ROUND_RUNS = 10
 MAX_MEASURE_ROUNDS = 10_000
 MAX_MEASURE_S = 24 * 3600.0
 MAX_REMEASURES = 100
+#: Whole models timed in the same adaptive rounds (calibration, evaluation).
+MODEL_BATCH = 100
 
 
 def open_lookup_table(path: str):
@@ -93,7 +95,36 @@ def load_predictor(
     table = open_lookup_table(lut_path)
     backend = make_backend(config.backend, **config.backend_options())
     table.check_compatible(backend.fingerprint(), space.identity())
-    return LatencyPredictor(table, backend if measure_missing else None)
+    return LatencyPredictor(
+        table, backend if measure_missing else None, timing=entry_timing(config)
+    )
+
+
+def entry_timing(config: LatencyConfig):
+    """How a lookup table built or completed with ``config`` times its entries
+    (``mnas.latency.lut.builder.AdaptiveTiming``), None for plain loops.
+
+    Entries keep the table's own stopping rule (``ENTRY_SETTINGS``: ±5%, a
+    few rounds) at the config's confidence; ``remeasures`` is the config's.
+    """
+    if not config.adaptive:
+        return None
+    from mnas.latency.lut.builder import ENTRY_SETTINGS, AdaptiveTiming
+
+    settings = dataclasses.replace(ENTRY_SETTINGS, confidence=config.confidence)
+    return AdaptiveTiming(settings, remeasures=config.remeasures)
+
+
+def model_timing(config: LatencyConfig):
+    """How whole models are timed for a table's calibration and evaluation:
+    the config's stopping rule, several models in the same rounds."""
+    if not config.adaptive:
+        return None
+    from mnas.latency.lut.builder import AdaptiveTiming
+
+    return AdaptiveTiming(
+        config.adaptive_settings(), batch=MODEL_BATCH, remeasures=config.remeasures
+    )
 
 
 @dataclass(frozen=True)
