@@ -86,12 +86,12 @@ def test_field_order_is_free_but_encoding_is_canonical():
         ),
         (
             "r1_k3_s11_e1_i32_o16_se1.5",
-            "squeeze-excite ratio (se) must be in (0, 1], got 1.5 in block string "
+            "squeeze-excite ratio (se) must be in [0.0001, 1], got 1.5 in block string "
             "'r1_k3_s11_e1_i32_o16_se1.5'",
         ),
         (
             "r0_k3_s11_e1_i32_o16",
-            "num_repeat must be a positive integer, got 0 in block string "
+            "num_repeat must be an integer in [1, 64], got 0 in block string "
             "'r0_k3_s11_e1_i32_o16'",
         ),
         (
