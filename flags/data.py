@@ -23,6 +23,10 @@ from mnas.flags.common import (
     defines,
 )
 
+# The bounds of mnas.train's DataConfig and TrainerConfig (importing them
+# would import TensorFlow before the flags are read; tests/flags/test_data.py
+# checks that they are the same numbers).
+MIN_PROXY_RESOLUTION = 8
 MAX_PROXY_RESOLUTION = 1024
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
@@ -72,7 +76,8 @@ def define_proxy_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer(
         "proxy_resolution",
         32,
-        f"Proxy training resolution, in [8, {MAX_PROXY_RESOLUTION}].",
+        f"Proxy training resolution, in [{MIN_PROXY_RESOLUTION}, "
+        f"{MAX_PROXY_RESOLUTION}].",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -110,7 +115,10 @@ def proxy_data_kwargs(flag_values: flags.FlagValues) -> dict[str, Any]:
     one written before the flag existed.
     """
     check_range(
-        "proxy_resolution", flag_values.proxy_resolution, 8, MAX_PROXY_RESOLUTION
+        "proxy_resolution",
+        flag_values.proxy_resolution,
+        MIN_PROXY_RESOLUTION,
+        MAX_PROXY_RESOLUTION,
     )
     check_batch_size(flag_values)
     fraction = flag_values.validation_fraction

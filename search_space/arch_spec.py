@@ -95,6 +95,23 @@ class ArchSpec:
     name: str = "custom"
 
     def __post_init__(self) -> None:
+        for name, (low, high) in _INT_FIELDS.items():
+            value = check_int(name, getattr(self, name), low, high, error=SpecError)
+            object.__setattr__(self, name, value)
+        for name, (low, high, low_open, high_open) in _REAL_FIELDS.items():
+            value = check_real(
+                name,
+                getattr(self, name),
+                low,
+                high,
+                low_open=low_open,
+                high_open=high_open,
+                error=SpecError,
+            )
+            object.__setattr__(self, name, value)
+        check_choice("activation", self.activation, ACTIVATIONS, error=SpecError)
+        check_choice("head_scaling", self.head_scaling, HEAD_SCALINGS, error=SpecError)
+        check_text("name", self.name, MAX_NAME_LENGTH, error=SpecError)
         blocks = self.blocks
         if isinstance(blocks, str | bytes) or not isinstance(blocks, list | tuple):
             raise SpecError(
@@ -113,23 +130,6 @@ class ArchSpec:
                     f"at index {index}"
                 )
         object.__setattr__(self, "blocks", tuple(blocks))
-        for name, (low, high) in _INT_FIELDS.items():
-            value = check_int(name, getattr(self, name), low, high, error=SpecError)
-            object.__setattr__(self, name, value)
-        for name, (low, high, low_open, high_open) in _REAL_FIELDS.items():
-            value = check_real(
-                name,
-                getattr(self, name),
-                low,
-                high,
-                low_open=low_open,
-                high_open=high_open,
-                error=SpecError,
-            )
-            object.__setattr__(self, name, value)
-        check_choice("activation", self.activation, ACTIVATIONS, error=SpecError)
-        check_choice("head_scaling", self.head_scaling, HEAD_SCALINGS, error=SpecError)
-        check_text("name", self.name, MAX_NAME_LENGTH, error=SpecError)
         for index, (prev, block) in enumerate(zip(self.blocks, self.blocks[1:]), 1):
             if block.input_filters != prev.output_filters:
                 raise SpecError(

@@ -152,7 +152,8 @@ def test_arch_file_from_other_format_version(tmp_path):
     with pytest.raises(SpecError) as info:
         load_arch(str(path))
     assert str(info.value) == (
-        "architecture format version 99 is not supported (this mnas reads version 1)"
+        f"architecture file {str(path)!r}: architecture format version 99 is not "
+        "supported (this mnas reads version 1)"
     )
 
 
