@@ -170,6 +170,15 @@ _FIELD_NAMES = {
     "o": "output filters (o)",
     "se": "squeeze-excite ratio (se)",
 }
+_FIELD_FORMS = {
+    "r": "r and ASCII digits, e.g. r2",
+    "k": "k and ASCII digits, e.g. k3",
+    "s": "s and two equal ASCII digits, e.g. s22",
+    "e": "e and ASCII digits, e.g. e6",
+    "i": "i and ASCII digits, e.g. i16",
+    "o": "o and ASCII digits, e.g. o24",
+    "se": "se and a decimal number, e.g. se0.25",
+}
 _REQUIRED = ("r", "k", "s", "e", "i", "o")
 
 
@@ -222,7 +231,7 @@ def decode_block_string(block_string: str) -> BlockArgs:
         if match is None:
             raise BlockStringError(
                 f"malformed {_FIELD_NAMES[key]} field {token!r} in block string "
-                f"{block_string!r}"
+                f"{block_string!r} (expected {_FIELD_FORMS[key]})"
             )
         if key in values:
             raise BlockStringError(

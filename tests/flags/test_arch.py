@@ -99,7 +99,7 @@ def test_best_json_and_weights_json_give_their_architecture(tmp_path):
         (
             '{"blocks": ["r1_k3_s11_e1_i32_o16", "r1_k\uff13_s11_e1_i16_o16"]}',
             ": blocks[1]: malformed kernel (k) field 'k\uff13' in block string "
-            "'r1_k\uff13_s11_e1_i16_o16'",
+            "'r1_k\uff13_s11_e1_i16_o16' (expected k and ASCII digits, e.g. k3)",
         ),
         ("[]", "must hold a JSON object"),
         ('{"best": []}', "lists no best entry"),

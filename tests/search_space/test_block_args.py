@@ -61,11 +61,13 @@ def test_field_order_is_free_but_encoding_is_canonical():
     [
         (
             "r1_k3_s11_eX_i32_o16",
-            "malformed expansion (e) field 'eX' in block string 'r1_k3_s11_eX_i32_o16'",
+            "malformed expansion (e) field 'eX' in block string 'r1_k3_s11_eX_i32_o16' "
+            "(expected e and ASCII digits, e.g. e6)",
         ),
         (
             "r1_k3_s2_e1_i32_o16",
-            "malformed stride (s) field 's2' in block string 'r1_k3_s2_e1_i32_o16'",
+            "malformed stride (s) field 's2' in block string 'r1_k3_s2_e1_i32_o16' "
+            "(expected s and two equal ASCII digits, e.g. s22)",
         ),
         (
             "r1_k3_s12_e1_i32_o16",
