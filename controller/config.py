@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mnas.search_space import check_bool, check_int, check_real
+from mnas.search_space import check_bool, check_int, check_real, shown_names
 
 # Seeds travel as int32 pairs through TF's stateless random ops.
 MAX_SEED = 2**31 - 1
@@ -133,7 +133,9 @@ class ControllerConfig:
                 f"a controller config must be a mapping, got {type(values).__name__}"
             )
         known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(str(key) for key in values if key not in known)
+        unknown = [key for key in values if key not in known]
         if unknown:
-            raise ControllerConfigError(f"unknown controller config keys: {unknown}")
+            raise ControllerConfigError(
+                f"unknown controller config keys: {shown_names(unknown)}"
+            )
         return cls(**values)

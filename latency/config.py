@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnas.latency.backend import LatencyBackend, backend_names, make_backend
-from mnas.search_space import check_bool, check_int, check_text, shown
+from mnas.search_space import check_bool, check_int, check_text, shown, shown_names
 
 DEFAULT_CACHE_PATH = "~/.cache/mnas/latency.sqlite"
 #: Default lookup-table file; ``{backend}`` and ``{space}`` are filled in.
@@ -246,10 +246,10 @@ class LatencyConfig:
                 f"a latency config must be a JSON object, got {type(data).__name__}"
             )
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
+        unknown = [k for k in data if k not in known]
         if unknown:
             raise LatencyConfigError(
-                f"unknown latency config fields: {', '.join(unknown)}"
+                f"unknown latency config fields: {shown_names(unknown)}"
             )
         values = dict(data)
         if values.get("serials") is None:

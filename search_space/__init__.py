@@ -57,6 +57,7 @@ from mnas.search_space.validation import (
     check_real,
     check_text,
     shown,
+    shown_names,
 )
 
 __all__ = [
@@ -108,4 +109,5 @@ __all__ = [
     "scale_family",
     "scaled_resolution",
     "shown",
+    "shown_names",
 ]

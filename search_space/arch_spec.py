@@ -28,6 +28,7 @@ from mnas.search_space.validation import (
     check_real,
     check_text,
     shown,
+    shown_names,
 )
 
 Activation = Literal["relu", "relu6", "swish"]
@@ -268,10 +269,9 @@ class ArchSpec:
                 f"(this mnas reads version {SPEC_FORMAT_VERSION})"
             )
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(shown(k) if not isinstance(k, str) else k for k in data)
-        unknown = [k for k in unknown if k not in known]
+        unknown = [k for k in data if k not in known]
         if unknown:
-            raise SpecError(f"unknown architecture fields: {', '.join(unknown)}")
+            raise SpecError(f"unknown architecture fields: {shown_names(unknown)}")
         if "blocks" not in data:
             raise SpecError("architecture is missing 'blocks'")
         strings = data["blocks"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 #: Longest ``repr`` of a refused value that an error message quotes in full
@@ -27,6 +27,15 @@ def shown(value: Any) -> str:
     if len(text) <= MAX_SHOWN_CHARS:
         return text
     return f"{text[: MAX_SHOWN_CHARS - 20]}... ({len(text)} characters)"
+
+
+def shown_names(names: Iterable[Any]) -> str:
+    """Field names for a message, sorted: plain when they are identifiers,
+    ``shown`` otherwise (so a key holding a newline cannot split the line)."""
+    return ", ".join(
+        name if isinstance(name, str) and name.isidentifier() else shown(name)
+        for name in sorted(names, key=str)
+    )
 
 
 def _bound(value: float) -> str:

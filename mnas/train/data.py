@@ -121,7 +121,9 @@ class DataConfig:
         if not self.dataset.strip():
             raise DataError("dataset must not be empty")
         if self.dataset.startswith(FOLDER_PREFIX) and not self.image_folder:
-            raise DataError(f"'{FOLDER_PREFIX}' must be followed by a directory path")
+            raise DataError(
+                f"dataset '{FOLDER_PREFIX}' must be followed by a directory path"
+            )
         check(check_int, "resolution", MIN_PROXY_RESOLUTION, MAX_PROXY_RESOLUTION)
         check(
             check_real, "validation_fraction", 0.0, 1.0, low_open=True, high_open=True

@@ -66,6 +66,12 @@ def test_given_values_reach_the_configs(parse):
             ["--validation_fraction=nan"],
             "--validation_fraction must be in (0, 1), got nan",
         ),
+        (
+            ["--max_train_examples=0"],
+            "--max_train_examples must be >= 1, got 0",
+        ),
+        (["--seed=-1"], "--seed must be >= 0, got -1"),
+        (["--dataset= "], "--dataset must not be empty"),
     ],
 )
 def test_bad_data_flags(parse, args, message):
@@ -109,4 +115,7 @@ def test_flag_bounds_are_the_configs_bounds():
         data.MAX_PROXY_RESOLUTION,
     )
     assert data_flags.MAX_BATCH_SIZE == data.MAX_BATCH_SIZE
+    assert data_flags.MAX_EXAMPLES == data.MAX_EXAMPLES
+    assert data_flags.MAX_SEED == data.MAX_SEED
+    assert data_flags.MAX_PATH_LENGTH == data.MAX_PATH_LENGTH
     assert data_flags.MAX_EPOCHS == proxy.MAX_EPOCHS

@@ -195,7 +195,10 @@ def test_representative_images_are_model_inputs(digits):
     ("kwargs", "message"),
     [
         ({"dataset": " "}, "dataset must not be empty"),
-        ({"dataset": "folder:"}, "'folder:' must be followed by a directory path"),
+        (
+            {"dataset": "folder:"},
+            "dataset 'folder:' must be followed by a directory path",
+        ),
         ({"resolution": 4}, "resolution must be an integer in [8, 1024], got 4"),
         ({"resolution": 5000}, "resolution must be an integer in [8, 1024], got 5000"),
         (
