@@ -244,7 +244,7 @@ TARGETS: dict[str, Target] = {
         define_train_flags,
         full_training_config_from_flags,
         (
-            Flag("epochs", "int", _between(1, 10_000), ("warmup_epochs",), False),
+            Flag("epochs", "int", _between(6, 10_000), ("warmup_epochs",), False),
             Flag("batch_size", "int", _between(1, 65536)),
             Flag("base_learning_rate", "float", _between(0.0, math.inf, True)),
             Flag(
