@@ -212,7 +212,7 @@ def scaling_search_config_from_flags(flag_values: flags.FlagValues):
 
 #: Retired names of mnas-scale's flags.
 RENAMED = {
-    "output_dir": "work_dir (the grid search's work directory)",
+    "output_dir": "work_dir",
     "alpha": "depth_coefficient",
     "beta": "width_coefficient",
     "gamma": "resolution_coefficient",

@@ -26,13 +26,6 @@ from mnas.latency import (
     load_predictor,
     pool_from_config,
 )
-from mnas.search import (
-    CANDIDATE_TARGET,
-    ConsecutiveFailuresError,
-    Search,
-    SubprocessPool,
-    best_table,
-)
 from mnas.search_space import get_search_space
 
 define_search_flags()
@@ -44,6 +37,14 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     del argv  # run_binary refuses positional arguments
     logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
+    from mnas.search import (
+        CANDIDATE_TARGET,
+        ConsecutiveFailuresError,
+        Search,
+        SubprocessPool,
+        best_table,
+    )
+
     latency = latency_config_from_flags(FLAGS)
     lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
     config = search_config_from_flags(FLAGS, latency, lut_path)
