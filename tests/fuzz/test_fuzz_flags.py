@@ -244,15 +244,10 @@ TARGETS: dict[str, Target] = {
         define_train_flags,
         full_training_config_from_flags,
         (
-            Flag("epochs", "int", _between(6, 10_000), ("warmup_epochs",), False),
+            Flag("epochs", "int", _between(1, 10_000)),
             Flag("batch_size", "int", _between(1, 65536)),
             Flag("base_learning_rate", "float", _between(0.0, math.inf, True)),
-            Flag(
-                "warmup_epochs",
-                "float",
-                _between(0.0, 350.0, False, True),
-                independent=False,
-            ),
+            Flag("warmup_epochs", "float", _between(0.0, 10_000.0)),
             Flag("lr_decay_rate", "float", _between(0.0, 1.0, True)),
             Flag("lr_decay_epochs", "float", _between(0.0, math.inf, True)),
             Flag("weight_decay", "float", _between(0.0, math.inf)),
