@@ -42,6 +42,8 @@ def test_retired_flags_name_their_new_names(cli, args, message):
          "--search_warmup_epochs must be <= 1, got 2"),
         (["--fbnet_beta=-1"], "--fbnet_beta must be >= 0, got -1.0"),
         (["--fbnet_alpha=nan"], "--fbnet_alpha must be a finite number, got nan"),
+        # The proxy task's data kwargs are checked before the run, not in it.
+        (["--max_train_examples=0"], "--max_train_examples must be >= 1, got 0"),
     ],
 )  # fmt: skip
 def test_bad_flags_are_one_line_and_claim_nothing(cli, tmp_path, args, message):

@@ -42,8 +42,26 @@ def test_config_round_trips_through_json():
     "kwargs, message",
     [
         ({"backend": "gpu"}, "unknown latency backend 'gpu'; choose one of host"),
-        ({"num_threads": 0}, "--num_threads must be >= 1, got 0"),
-        ({"num_runs": 0}, "--num_runs must be >= 1, got 0"),
+        ({"num_threads": 0}, "--num_threads must be an integer in [1, 256], got 0"),
+        (
+            {"num_runs": 0},
+            "--num_runs must be an integer in [1, 100000] or None, got 0",
+        ),
+        ({"num_threads": "2"}, "--num_threads must be an integer in [1, 256], got '2'"),
+        ({"serials": "A"}, "--serial must be a list of serials, got 'A'"),
+        ({"cpus": (0, -1)}, "--cpus must be an integer in [0, 4095], got -1"),
+        ({"cpus": ()}, "--cpus lists no CPU"),
+        ({"android": "yes"}, "--android must be True or False, got 'yes'"),
+        (
+            {
+                "backend": "benchmark_model",
+                "benchmark_model": "b",
+                "android": True,
+                "taskset_mask": "0xfg",
+            },
+            "--taskset_mask must be hex (e.g. f0), got '0xfg'",
+        ),
+        ({"backend": ["host"]}, "unknown latency backend ['host']; choose one of host"),
         (
             {"backend": "benchmark_model"},
             "--latency_backend=benchmark_model needs --benchmark_model=PATH",
