@@ -35,44 +35,11 @@ class LatencyConfigError(ValueError):
 
 
 def open_lookup_table(path: str):
-    """The table at ``path``; a LookupTableError naming the file for a
-    directory, a missing file or one that is no lookup table."""
-    import os
+    """The table at ``path``; a LookupTableError naming the file (and the
+    line) for a directory, a missing file or one that is no lookup table."""
+    from mnas.latency.lut.table import LookupTable
 
-    from mnas.latency.lut.table import LookupTable, LookupTableError
-
-    if os.path.isdir(path):
-        raise LookupTableError(f"{path} is a directory, not a lookup-table file")
-    _check_first_line(path)
-    try:
-        return LookupTable.load(path)
-    except (KeyError, TypeError, AttributeError) as error:
-        # JSON of the wrong shape: the table module trusts its own writer.
-        raise LookupTableError(
-            f"{path} is not a lookup table: a header or entry line is malformed "
-            f"({type(error).__name__}: {error})"
-        ) from None
-
-
-def _check_first_line(path: str) -> None:
-    """A table's first line is its JSON header; anything else is another file
-    (which the table's torn-last-line rule would report as an empty table)."""
-    import json
-
-    from mnas.latency.lut.table import LookupTableError
-
-    try:
-        with open(path, "rb") as handle:
-            first = handle.readline(1 << 20)
-    except FileNotFoundError:
-        return  # LookupTable.load says how to build one
-    if first.strip():
-        try:
-            json.loads(first)
-        except ValueError:
-            raise LookupTableError(
-                f"{path} is not a lookup table: line 1 is not JSON"
-            ) from None
+    return LookupTable.load(path)
 
 
 def load_predictor(

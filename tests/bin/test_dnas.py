@@ -65,7 +65,9 @@ def test_table_files_that_are_no_table_claim_nothing(cli, tmp_path):
         (missing, f"no lookup table at {missing}; build one with "
          f"`mnas-latency --build_lut --lut={missing}`"),
         (empty, f"{empty} is empty: it has no header"),
-        (garbage, f"{garbage} is not a lookup table: line 1 is not JSON"),
+        (garbage, f"{garbage}: line 1 is corrupt (Expecting value: line 1 "
+         "column 1 (char 0)); only a torn last line is cut automatically: repair "
+         "or remove this line by hand"),
         (tmp_path, f"{tmp_path} is a directory, not a lookup-table file"),
     ):  # fmt: skip
         line = cli.refusal(f"--work_dir={run}", f"--lut={lut}")

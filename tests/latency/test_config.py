@@ -151,17 +151,21 @@ def test_check_backends_reaches_each_device_before_any_export():
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"garbage\n", "{path} is not a lookup table: line 1 is not JSON"),
+        (
+            b"garbage\n",
+            "{path}: line 1 is corrupt (Expecting value: line 1 column 1 (char 0)); "
+            "only a torn last line is cut automatically: repair or remove this line "
+            "by hand",
+        ),
+        (
+            b"garbage",
+            "{path} is not a lookup table: it holds no complete JSON header line",
+        ),
         (
             b'{"format": "mnas-latency-lut", "format_version": 1}\n',
-            "{path} is not a lookup table: a header or entry line is malformed "
-            "(KeyError: 'fingerprint')",
+            "{path}: line 1 is not a valid table header (KeyError('fingerprint'))",
         ),
-        (
-            b"[1, 2]\n",
-            "{path} is not a lookup table: a header or entry line is malformed "
-            "(AttributeError: 'list' object has no attribute 'get')",
-        ),
+        (b"[1, 2]\n", "{path} is not a latency lookup table"),
         (b"", "{path} is empty: it has no header"),
     ],
 )
