@@ -308,7 +308,9 @@ def test_table_files_that_are_no_table(cli, tmp_path):
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_bytes(b"\x00\x01 not a table\n")
     assert cli.refusal("--build_lut", f"--lut={garbage}") == (
-        f"mnas-latency: {garbage} is not a lookup table: line 1 is not JSON"
+        f"mnas-latency: {garbage}: line 1 is corrupt (Expecting value: line 1 "
+        "column 1 (char 0)); only a torn last line is cut automatically: repair "
+        "or remove this line by hand"
     )
 
 
