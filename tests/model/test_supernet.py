@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnas.dnas.supernet import build_supernet
+from mnas.model.supernet import build_supernet
 from mnas.model.builder import build_model
 from mnas.testing.dnas import (
     TINY_SPACE,
