@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnas.model.supernet import build_supernet
 from mnas.model.builder import build_model
+from mnas.model.supernet import build_supernet
 from mnas.testing.dnas import (
     TINY_SPACE,
     randomize_supernet,
