@@ -280,8 +280,9 @@ def read_json(path: str, what: str, error: type[Exception] = FlagError) -> Any:
 
 
 def check_range(name: str, value: float, low: float, high: float) -> None:
-    """FlagError naming ``--name`` and the bound ``value`` crosses."""
-    if value < low:
+    """FlagError naming ``--name`` and the bound ``value`` crosses (NaN
+    crosses the lower one)."""
+    if not value >= low:
         raise FlagError(f"--{name} must be >= {low}, got {value}")
     if value > high:
         raise FlagError(f"--{name} must be <= {high}, got {value}")

@@ -223,6 +223,7 @@ def search_config_from_flags(
     and table flags (the lookup table is used unless --latency=measured)."""
     check_range("num_trials", flag_values.num_trials, 1, MAX_TRIALS)
     check_range("num_workers", flag_values.num_workers, 1, MAX_WORKERS)
+    check_range("top_k", flag_values.top_k, 1, MAX_TRIALS)
     check_finite(
         flag_values, "trial_timeout_s", "controller_learning_rate", "entropy_weight"
     )

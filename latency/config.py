@@ -9,12 +9,19 @@ backend later without any flags.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mnas.latency.backend import LatencyBackend, backend_names, make_backend
+from mnas.search_space import (
+    check_bool,
+    check_int,
+    check_real,
+    check_text,
+    shown,
+    shown_names,
+)
 
 DEFAULT_CACHE_PATH = "~/.cache/mnas/latency.sqlite"
 #: Default lookup-table file; ``{backend}`` and ``{space}`` are filled in.
@@ -39,46 +46,25 @@ MAX_REMEASURES = 100
 #: Whole models timed in the same adaptive rounds (calibration, evaluation).
 MODEL_BATCH = 100
 
+# Bounds of LatencyConfig's fields.
+MAX_THREADS = 256
+MAX_RUNS = 100_000
+MAX_DEVICES = 256
+MAX_CPU = 4095  # as mnas.latency.backends.affinity.MAX_CPU
+MAX_TEXT_LENGTH = 4096
+
+
+class LatencyConfigError(ValueError):
+    """A LatencyConfig field of the wrong type or out of range, or flags
+    that do not go together; the message names the flag."""
+
 
 def open_lookup_table(path: str):
-    """The table at ``path``; a LookupTableError naming the file for a
-    directory, a missing file or one that is no lookup table."""
-    import os
+    """The table at ``path``; a LookupTableError naming the file (and the
+    line) for a directory, a missing file or one that is no lookup table."""
+    from mnas.latency.lut.table import LookupTable
 
-    from mnas.latency.lut.table import LookupTable, LookupTableError
-
-    if os.path.isdir(path):
-        raise LookupTableError(f"{path} is a directory, not a lookup-table file")
-    _check_first_line(path)
-    try:
-        return LookupTable.load(path)
-    except (KeyError, TypeError, AttributeError) as error:
-        # JSON of the wrong shape: the table module trusts its own writer.
-        raise LookupTableError(
-            f"{path} is not a lookup table: a header or entry line is malformed "
-            f"({type(error).__name__}: {error})"
-        ) from None
-
-
-def _check_first_line(path: str) -> None:
-    """A table's first line is its JSON header; anything else is another file
-    (which the table's torn-last-line rule would report as an empty table)."""
-    import json
-
-    from mnas.latency.lut.table import LookupTableError
-
-    try:
-        with open(path, "rb") as handle:
-            first = handle.readline(1 << 20)
-    except FileNotFoundError:
-        return  # LookupTable.load says how to build one
-    if first.strip():
-        try:
-            json.loads(first)
-        except ValueError:
-            raise LookupTableError(
-                f"{path} is not a lookup table: line 1 is not JSON"
-            ) from None
+    return LookupTable.load(path)
 
 
 def load_predictor(
@@ -182,30 +168,21 @@ class LatencyConfig:
     ratio_precision: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "serials", tuple(self.serials))
-        if self.cpus is not None:
-            object.__setattr__(self, "cpus", tuple(sorted(set(self.cpus))))
-        if self.backend not in backend_names():
-            raise ValueError(
-                f"unknown latency backend {self.backend!r}; choose one of "
-                f"{', '.join(backend_names())}"
-            )
-        if self.num_threads < 1:
-            raise ValueError(f"--num_threads must be >= 1, got {self.num_threads}")
-        if self.num_runs is not None and self.num_runs < 1:
-            raise ValueError(f"--num_runs must be >= 1, got {self.num_runs}")
+        self._check_fields()
         if any(not s.strip() for s in self.serials):
-            raise ValueError("--serial holds an empty serial")
+            raise LatencyConfigError("--serial holds an empty serial")
         if len(set(self.serials)) != len(self.serials):
-            raise ValueError(f"--serial lists a device twice: {','.join(self.serials)}")
+            raise LatencyConfigError(
+                f"--serial lists a device twice: {','.join(self.serials)}"
+            )
         if self.backend == "benchmark_model":
             if not self.benchmark_model:
-                raise ValueError(
+                raise LatencyConfigError(
                     "--latency_backend=benchmark_model needs --benchmark_model="
                     "PATH (the binary; an Android build with --android/--serial)"
                 )
             if self.taskset_mask is not None and not self.on_phone:
-                raise ValueError(
+                raise LatencyConfigError(
                     "--taskset_mask applies on a phone (--android or --serial); "
                     "pin a local benchmark_model with --cpus"
                 )
@@ -217,7 +194,7 @@ class LatencyConfig:
                 ("--taskset_mask", self.taskset_mask),
             ):
                 if value:
-                    raise ValueError(
+                    raise LatencyConfigError(
                         f"{name} needs --latency_backend=benchmark_model "
                         f"(got --latency_backend={self.backend})"
                     )
@@ -225,58 +202,118 @@ class LatencyConfig:
 
     def _check_measurement(self) -> None:
         """The adaptive-measurement fields, each named by its flag."""
-
-        def within(name, value, low, high, open_low=False, open_high=False):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value < low
-                or (open_low and value == low)
-                or value > high
-                or (open_high and value == high)
-            ):
-                left, right = "(" if open_low else "[", ")" if open_high else "]"
-                raise ValueError(
-                    f"{name} must be in {left}{low:g}, {high:g}{right}, got {value!r}"
-                )
-
-        if not isinstance(self.adaptive, bool):
-            raise ValueError(
-                f"--latency_adaptive must be true or false, got {self.adaptive!r}"
-            )
-        within("--latency_precision", self.target_precision, 0, 1, True, True)
-        within("--latency_confidence", self.confidence, 0.5, 1, False, True)
-        for name, value in (
-            ("--latency_min_rounds", self.min_rounds),
-            ("--latency_max_rounds", self.max_rounds),
-            ("--latency_remeasures", self.remeasures),
-            ("--latency_reference_resolution", self.reference_resolution),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        within("--latency_min_rounds", self.min_rounds, 2, MAX_MEASURE_ROUNDS)
-        within(
-            "--latency_max_rounds", self.max_rounds, self.min_rounds, MAX_MEASURE_ROUNDS
+        error = LatencyConfigError
+        check_bool("--latency_adaptive", self.adaptive, error=error)
+        check_real(
+            "--latency_precision",
+            self.target_precision,
+            0,
+            1,
+            low_open=True,
+            high_open=True,
+            error=error,
         )
-        within("--latency_max_seconds", self.max_measure_s, 0, MAX_MEASURE_S, True)
-        within("--latency_remeasures", self.remeasures, 0, MAX_REMEASURES)
-        within("--latency_reference_resolution", self.reference_resolution, 32, 2048)
-        if self.ratio_precision is not None:
-            within("--latency_ratio_precision", self.ratio_precision, 0, 1, True, True)
+        check_real(
+            "--latency_confidence", self.confidence, 0.5, 1, high_open=True, error=error
+        )
+        check_int(
+            "--latency_min_rounds", self.min_rounds, 2, MAX_MEASURE_ROUNDS, error=error
+        )
+        check_int(
+            "--latency_max_rounds",
+            self.max_rounds,
+            self.min_rounds,
+            MAX_MEASURE_ROUNDS,
+            error=error,
+        )
+        check_real(
+            "--latency_max_seconds",
+            self.max_measure_s,
+            0,
+            MAX_MEASURE_S,
+            low_open=True,
+            error=error,
+        )
+        check_int(
+            "--latency_remeasures", self.remeasures, 0, MAX_REMEASURES, error=error
+        )
+        check_int(
+            "--latency_reference_resolution",
+            self.reference_resolution,
+            32,
+            2048,
+            error=error,
+        )
+        check_real(
+            "--latency_ratio_precision",
+            self.ratio_precision,
+            0,
+            1,
+            low_open=True,
+            high_open=True,
+            error=error,
+            allow_none=True,
+        )
         if self.reference is not None:
             from mnas.search_space import preset_names
 
             if self.reference not in preset_names():
-                raise ValueError(
-                    f"--latency_reference must be a preset ({', '.join(preset_names())}), "
-                    f"got {self.reference!r}"
+                raise error(
+                    f"--latency_reference must be a preset "
+                    f"({', '.join(preset_names())}), got {shown(self.reference)}"
                 )
             if not self.adaptive:
-                raise ValueError(
+                raise error(
                     "--latency_reference needs adaptive measurement: the reference is "
                     "timed in the same rounds (drop --nolatency_adaptive)"
                 )
+
+    def _check_fields(self) -> None:
+        """Each field's type and range (named by its flag), normalizing
+        ``serials`` and ``cpus`` to tuples (cpus sorted, without repeats)."""
+        error = LatencyConfigError
+        if not isinstance(self.backend, str) or self.backend not in backend_names():
+            raise error(
+                f"unknown latency backend {shown(self.backend)}; choose one of "
+                f"{', '.join(backend_names())}"
+            )
+        check_int("--num_threads", self.num_threads, 1, MAX_THREADS, error=error)
+        check_int(
+            "--num_runs", self.num_runs, 1, MAX_RUNS, error=error, allow_none=True
+        )
+        serials = self.serials
+        if isinstance(serials, str | bytes) or not isinstance(serials, list | tuple):
+            raise error(f"--serial must be a list of serials, got {shown(serials)}")
+        if len(serials) > MAX_DEVICES:
+            raise error(f"--serial lists {len(serials)} devices; at most {MAX_DEVICES}")
+        for serial in serials:
+            check_text("--serial", serial, MAX_TEXT_LENGTH, error=error)
+        object.__setattr__(self, "serials", tuple(serials))
+        for name, value in (
+            ("--benchmark_model", self.benchmark_model),
+            ("--latency_cache", self.cache_path),
+        ):
+            check_text(name, value, MAX_TEXT_LENGTH, error=error, allow_none=True)
+        check_bool("--android", self.android, error=error)
+        check_bool("--no_latency_cache", self.bypass_cache, error=error)
+        mask = self.taskset_mask
+        if mask is not None and (
+            not isinstance(mask, str)
+            or not 0 < len(mask.lower().removeprefix("0x")) <= MAX_CPU // 4 + 1
+            or any(c not in "0123456789abcdef" for c in mask.lower().removeprefix("0x"))
+        ):
+            raise error(f"--taskset_mask must be hex (e.g. f0), got {shown(mask)}")
+        cpus = self.cpus
+        if cpus is not None:
+            if isinstance(cpus, str | bytes) or not isinstance(
+                cpus, list | tuple | set
+            ):
+                raise error(f"--cpus must be a list of CPU numbers, got {shown(cpus)}")
+            if not cpus:
+                raise error("--cpus lists no CPU")
+            for cpu in cpus:
+                check_int("--cpus", cpu, 0, MAX_CPU, error=error)
+            object.__setattr__(self, "cpus", tuple(sorted({int(c) for c in cpus})))
 
     @property
     def on_phone(self) -> bool:
@@ -335,14 +372,19 @@ class LatencyConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyConfig:
+        if not isinstance(data, Mapping):
+            raise LatencyConfigError(
+                f"a latency config must be a JSON object, got {type(data).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = [k for k in data if k not in known]
         if unknown:
-            raise ValueError(f"unknown latency config fields: {', '.join(unknown)}")
+            raise LatencyConfigError(
+                f"unknown latency config fields: {shown_names(unknown)}"
+            )
         values = dict(data)
-        values["serials"] = tuple(values.get("serials") or ())
-        if values.get("cpus") is not None:
-            values["cpus"] = tuple(values["cpus"])
+        if values.get("serials") is None:
+            values["serials"] = ()
         return cls(**values)
 
 
@@ -430,7 +472,7 @@ def check_backends(backends: list[LatencyBackend]) -> None:
 def backend_from_config(config: LatencyConfig, reference=None) -> LatencyBackend:
     """The single backend of a one-device config (see :func:`pool_from_config`)."""
     if len(config.serials) > 1:
-        raise ValueError(
+        raise LatencyConfigError(
             f"--serial lists {len(config.serials)} devices; a single backend "
             "measures on one (use a device pool)"
         )

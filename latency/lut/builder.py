@@ -150,9 +150,19 @@ def entry_backend(backend: LatencyBackend, rounds: bool = False) -> LatencyBacke
     if isinstance(backend, HostBackend):
         opts = backend.options
         loop = (
-            {"warmup_runs": 2, "warmup_min_secs": 0.01, "num_runs": 10, "min_secs": 0.02}
+            {
+                "warmup_runs": 2,
+                "warmup_min_secs": 0.01,
+                "num_runs": 10,
+                "min_secs": 0.02,
+            }
             if rounds
-            else {"warmup_runs": 5, "warmup_min_secs": 0.02, "num_runs": 25, "min_secs": 0.05}
+            else {
+                "warmup_runs": 5,
+                "warmup_min_secs": 0.02,
+                "num_runs": 25,
+                "min_secs": 0.05,
+            }
         )
         return HostBackend(
             num_threads=opts.num_threads,
@@ -282,7 +292,10 @@ def _measure_adaptively(
     with tempfile.TemporaryDirectory(prefix="mnas_lut_") as folder:
         for attempt in range(1 + timing.remeasures):
             work = (
-                [(k, os.path.join(folder, f"entry{i:05d}.tflite")) for i, k in enumerate(todo)]
+                [
+                    (k, os.path.join(folder, f"entry{i:05d}.tflite"))
+                    for i, k in enumerate(todo)
+                ]
                 if attempt == 0
                 else unstable
             )

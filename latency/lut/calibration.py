@@ -107,7 +107,9 @@ def measure_specs(
 ) -> list[float]:
     """Exports every spec, then times them all in interleaved rounds."""
     with tempfile.TemporaryDirectory(prefix="mnas_whole_") as scratch:
-        paths = export_specs(specs, folder or scratch, num_classes, resolution, progress)
+        paths = export_specs(
+            specs, folder or scratch, num_classes, resolution, progress
+        )
         return measure_interleaved(paths, backend, rounds, progress, round_medians)
 
 
@@ -125,7 +127,9 @@ def measure_specs_adaptively(
     of them all (each re-measuring its unstable models): one list of results
     per repeat, in the order of ``specs``."""
     with tempfile.TemporaryDirectory(prefix="mnas_whole_") as scratch:
-        paths = export_specs(specs, folder or scratch, num_classes, resolution, progress)
+        paths = export_specs(
+            specs, folder or scratch, num_classes, resolution, progress
+        )
         measurements = []
         for repeat in range(repeats):
             independent = dataclasses.replace(
@@ -134,9 +138,7 @@ def measure_specs_adaptively(
                     timing.settings, seed=timing.settings.seed + 1000 * repeat
                 ),
             )
-            measurements.append(
-                time_remeasuring(backend, paths, independent, progress)
-            )
+            measurements.append(time_remeasuring(backend, paths, independent, progress))
         return measurements
 
 

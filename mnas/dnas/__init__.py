@@ -14,7 +14,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "DnasConfigError": ".loop",
         "DnasSearch": ".loop",
         "result_table": ".report",
-        "Supernet": ".supernet",
-        "build_supernet": ".supernet",
+        "Supernet": "mnas.model.supernet",
+        "build_supernet": "mnas.model.supernet",
     },
 )

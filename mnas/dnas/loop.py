@@ -2,7 +2,7 @@
 
 One search in one work directory:
 
-1. The supernet (``mnas.dnas.supernet``) is trained by alternating epochs' worth of
+1. The supernet (``mnas.model.supernet``) is trained by alternating epochs' worth of
    steps: weights on 80% of the proxy training split (never the held-out
    split), architecture logits θ on the other 20%. Both steps sample
    Gumbel-softmax weights at temperature τ (``τ0 · e^(−decay · epoch)``); the
@@ -295,7 +295,7 @@ class DnasSearch:
         import keras
         import tensorflow as tf
 
-        from mnas.dnas.supernet import build_supernet
+        from mnas.model.supernet import build_supernet
 
         config, data = self.config, self.data
         os.makedirs(self._path(MODELS_DIR), exist_ok=True)
@@ -476,7 +476,7 @@ class DnasSearch:
                 self._apply_theta(t_grads)
                 t_sums += [float(m) for m in metrics]
                 theta_steps += 1
-        from mnas.dnas.supernet import theta_entropy
+        from mnas.model.supernet import theta_entropy
 
         mean = sums / max(1, steps)
         probs = self.net.probabilities()

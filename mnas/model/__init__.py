@@ -1,4 +1,5 @@
-"""The Keras model of an architecture: layer plan, builder, cost, weights.
+"""The Keras model of an architecture: layer plan, builder, cost, weights, and
+the supernet over a search space (FBNet's mixed paths, TuNAS's single paths).
 
 Public entry points (imported lazily, so ``import mnas.model`` stays free of
 TensorFlow until one is used).
@@ -24,5 +25,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "load_weights": ".weights",
         "plan_layers": ".plan",
         "save_weights": ".weights",
+        "Supernet": ".supernet",
+        "build_supernet": ".supernet",
+        "theta_entropy": ".supernet",
     },
 )

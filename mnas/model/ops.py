@@ -6,7 +6,7 @@ primitives:
 
 * ``mnas.model.builder``: Keras layers with the builder's deterministic names;
 * ``mnas.model.cost``: parameter and multiply-add counts (tensors are shapes);
-* ``mnas.dnas.supernet``: mixed kernels, masked widths, the SE-gate mix, and
+* ``mnas.model.supernet``: mixed kernels, masked widths, the SE-gate mix, and
   the copy of a one-hot path's weights onto a plain model;
 * ``mnas.latency.lut.graph``: a raw TF graph as the TFLite converter sees the
   Keras model (conv + bias for conv + batch norm, activations after);

@@ -1,5 +1,6 @@
 """A tiny search space, its synthetic latency table and small proxy data for
-the DNAS tests (the full MnasNet supernet takes minutes to trace)."""
+the supernet tests: DNAS and shared-weight evaluation (the full MnasNet
+supernet takes minutes to trace)."""
 
 from __future__ import annotations
 

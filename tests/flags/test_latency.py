@@ -56,7 +56,9 @@ def test_phone_pool_flags(parse):
              "--taskset_mask=zz"],
             "--taskset_mask must be hex (e.g. f0), got 'zz'",
         ),
-        (["--num_threads=0"], "--num_threads must be >= 1, got 0"),
+        (["--num_threads=0"], "--num_threads must be an integer in [1, 256], got 0"),
+        (["--num_runs=1000000000"],
+         "--num_runs must be an integer in [1, 100000] or None, got 1000000000"),
         (["--android"], "--android needs --latency_backend=benchmark_model (got "
          "--latency_backend=host)"),
     ],
@@ -122,10 +124,10 @@ def test_adaptive_flags_make_the_measurement_settings(parse):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--latency_precision=1.5"], "--latency_precision must be in (0, 1), got 1.5"),
-        (["--latency_max_seconds=0"], "--latency_max_seconds must be in (0, 86400], "
+        (["--latency_precision=1.5"], "--latency_precision must be a number in (0, 1), got 1.5"),
+        (["--latency_max_seconds=0"], "--latency_max_seconds must be a number in (0, 86400], "
          "got 0.0"),
-        (["--latency_min_rounds=1"], "--latency_min_rounds must be in [2, 10000], "
+        (["--latency_min_rounds=1"], "--latency_min_rounds must be an integer in [2, 10000], "
          "got 1"),
         (["--latency_reference=mobilenet-v2", "--nolatency_adaptive"],
          "--latency_reference needs adaptive measurement: the reference is timed "

@@ -43,8 +43,26 @@ def test_config_round_trips_through_json():
     "kwargs, message",
     [
         ({"backend": "gpu"}, "unknown latency backend 'gpu'; choose one of host"),
-        ({"num_threads": 0}, "--num_threads must be >= 1, got 0"),
-        ({"num_runs": 0}, "--num_runs must be >= 1, got 0"),
+        ({"num_threads": 0}, "--num_threads must be an integer in [1, 256], got 0"),
+        (
+            {"num_runs": 0},
+            "--num_runs must be an integer in [1, 100000] or None, got 0",
+        ),
+        ({"num_threads": "2"}, "--num_threads must be an integer in [1, 256], got '2'"),
+        ({"serials": "A"}, "--serial must be a list of serials, got 'A'"),
+        ({"cpus": (0, -1)}, "--cpus must be an integer in [0, 4095], got -1"),
+        ({"cpus": ()}, "--cpus lists no CPU"),
+        ({"android": "yes"}, "--android must be True or False, got 'yes'"),
+        (
+            {
+                "backend": "benchmark_model",
+                "benchmark_model": "b",
+                "android": True,
+                "taskset_mask": "0xfg",
+            },
+            "--taskset_mask must be hex (e.g. f0), got '0xfg'",
+        ),
+        ({"backend": ["host"]}, "unknown latency backend ['host']; choose one of host"),
         (
             {"backend": "benchmark_model"},
             "--latency_backend=benchmark_model needs --benchmark_model=PATH",
@@ -73,20 +91,32 @@ def test_config_round_trips_through_json():
         ),
         (
             {"target_precision": 0.0},
-            "--latency_precision must be in (0, 1), got 0.0",
+            "--latency_precision must be a number in (0, 1), got 0.0",
         ),
-        ({"confidence": 1.0}, "--latency_confidence must be in [0.5, 1), got 1.0"),
-        ({"min_rounds": 1}, "--latency_min_rounds must be in [2, 10000], got 1"),
+        (
+            {"confidence": 1.0},
+            "--latency_confidence must be a number in [0.5, 1), got 1.0",
+        ),
+        (
+            {"min_rounds": 1},
+            "--latency_min_rounds must be an integer in [2, 10000], got 1",
+        ),
         (
             {"min_rounds": 6, "max_rounds": 5},
-            "--latency_max_rounds must be in [6, 10000], got 5",
+            "--latency_max_rounds must be an integer in [6, 10000], got 5",
         ),
         (
             {"max_measure_s": float("inf")},
-            "--latency_max_seconds must be in (0, 86400], got inf",
+            "--latency_max_seconds must be a number in (0, 86400], got inf",
         ),
-        ({"remeasures": -1}, "--latency_remeasures must be in [0, 100], got -1"),
-        ({"min_rounds": 2.5}, "--latency_min_rounds must be an integer, got 2.5"),
+        (
+            {"remeasures": -1},
+            "--latency_remeasures must be an integer in [0, 100], got -1",
+        ),
+        (
+            {"min_rounds": 2.5},
+            "--latency_min_rounds must be an integer in [2, 10000], got 2.5",
+        ),
         (
             {"reference": "resnet-50"},
             "--latency_reference must be a preset (efficientnet-b0, ",
@@ -98,11 +128,11 @@ def test_config_round_trips_through_json():
         ),
         (
             {"ratio_precision": 1.5},
-            "--latency_ratio_precision must be in (0, 1), got 1.5",
+            "--latency_ratio_precision must be a number in (0, 1) or None, got 1.5",
         ),
         (
             {"reference_resolution": 16},
-            "--latency_reference_resolution must be in [32, 2048], got 16",
+            "--latency_reference_resolution must be an integer in [32, 2048], got 16",
         ),
     ],
 )
@@ -269,7 +299,16 @@ def test_check_backends_reaches_each_device_before_any_export():
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"garbage\n", "{path} is not a lookup table: line 1 is not JSON"),
+        (
+            b"garbage\n",
+            "{path}: line 1 is corrupt (Expecting value: line 1 column 1 (char 0)); "
+            "only a torn last line is cut automatically: repair or remove this line "
+            "by hand",
+        ),
+        (
+            b"garbage",
+            "{path} is not a lookup table: it holds no complete JSON header line",
+        ),
         (
             b'{"format": "mnas-latency-lut", "format_version": 1}\n',
             "{path}: line 1 is not a valid table header (KeyError('fingerprint'))",

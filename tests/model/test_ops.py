@@ -235,7 +235,7 @@ def test_the_cost_of_one_fused_layer_by_hand(fused):
 
 @pytest.mark.parametrize("sharing", ["block", "layer"])
 def test_the_supernet_holds_it_and_one_hot_equals_the_plain_build(fused, sharing):
-    from mnas.dnas.supernet import build_supernet
+    from mnas.model.supernet import build_supernet
     from mnas.testing.dnas import randomize_supernet, set_one_hot_theta
 
     space = _space()

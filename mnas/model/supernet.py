@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import keras
@@ -49,7 +50,11 @@ import tensorflow as tf
 from mnas.model import ops
 from mnas.model.plan import LayerPlan, conv_names, depthwise_names, plan_layers
 from mnas.search_space import ArchSpec, FactorizedSearchSpace
-from mnas.search_space.space import LayerSlot
+from mnas.search_space.space import BLOCK_DECISION_KINDS, LayerSlot, decision_name
+
+#: ``training`` mode of a forward pass that normalizes by the batch without
+#: updating the moving statistics.
+BATCH_STATS = "batch_stats"
 
 
 def _conv_init() -> keras.initializers.Initializer:
@@ -68,6 +73,8 @@ def _width_mask(
         table[i, : _scaled_width(width, scale)] = 1.0
     if probs is None:  # a fixed width (the stem)
         return tf.constant(table[0])
+    if isinstance(probs, np.ndarray):  # a path decided on the host
+        return tf.constant(probs.astype(np.float32) @ table)
     return tf.linalg.matvec(tf.constant(table), tf.cast(probs, tf.float32), True)
 
 
@@ -75,6 +82,46 @@ def _scaled_width(width: int, scale: float) -> int:
     if scale >= 1:
         return int(width * scale)
     return max(1, int(width * scale))
+
+
+def _gated(
+    weight: tf.Tensor,
+    branch: Callable[[], tf.Tensor],
+    zeros: Callable[[], tf.Tensor],
+    single_path: bool,
+) -> tf.Tensor:
+    """``weight · branch()``. On a single path (``Supernet.call(...,
+    single_path=True)``) a zero weight skips the branch inside one traced
+    function: its ops do not run, its variables get zero gradients and its
+    batch-norm statistics stay as they were."""
+    if not single_path:
+        return weight * branch()
+    if _on_host(weight):  # decided here: no op for a skipped branch
+        if weight <= 0:
+            return 0.0
+        return branch() if weight == 1 else weight * branch()
+    return tf.cond(weight > 0, lambda: weight * branch(), zeros)
+
+
+def _on_host(value) -> bool:
+    """A number known before the step runs (a host-decided path's weight)."""
+    return isinstance(value, float | int | np.floating | np.ndarray)
+
+
+def _zeros(x: tf.Tensor, stride: int, channels: int) -> Callable[[], tf.Tensor]:
+    """Zeros shaped like ``x`` after a 'same' ``stride``, ``channels`` wide."""
+
+    def make() -> tf.Tensor:
+        shape = tf.shape(x)
+        return tf.zeros(
+            tf.stack(
+                [shape[0], (shape[1] + stride - 1) // stride]
+                + [(shape[2] + stride - 1) // stride, channels]
+            ),
+            x.dtype,
+        )
+
+    return make
 
 
 def _fit_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
@@ -112,22 +159,28 @@ class _BatchNorm:
         """In Keras' order: gamma, beta, moving mean, moving variance."""
         return [self.gamma, self.beta, self.moving_mean, self.moving_variance]
 
-    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def __call__(
+        self, x: tf.Tensor, training: bool | str | tf.Tensor = False
+    ) -> tf.Tensor:
+        """``training``: True normalizes by the batch and updates the moving
+        statistics; ``BATCH_STATS`` normalizes by the batch and leaves them
+        (a shared-weight evaluation: the statistics mix every path); False
+        uses them. A boolean tensor normalizes by the batch and updates where
+        it is true (one trace for both)."""
         # One fused op (and one gradient op) instead of a dozen small ones:
         # graph size, not FLOPs, bounds the supernet's trace and step times.
-        if training:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x,
-                self.gamma,
-                self.beta,
-                mean=self.moving_mean,
-                variance=self.moving_variance,
-                epsilon=self.epsilon,
-                is_training=True,
-                exponential_avg_factor=1.0 - self.momentum,
+        if isinstance(training, tf.Tensor):
+            y, mean, variance = self._batch(x)
+            self.moving_mean.assign(tf.where(training, mean, self.moving_mean))
+            self.moving_variance.assign(
+                tf.where(training, variance, self.moving_variance)
             )
-            self.moving_mean.assign(mean)
-            self.moving_variance.assign(variance)
+            return y
+        if training is True or training == BATCH_STATS:
+            y, mean, variance = self._batch(x)
+            if training is True:
+                self.moving_mean.assign(mean)
+                self.moving_variance.assign(variance)
             return y
         y, _, _ = tf.compat.v1.nn.fused_batch_norm(
             x,
@@ -140,19 +193,38 @@ class _BatchNorm:
         )
         return y
 
+    def _batch(self, x: tf.Tensor):
+        """Normalized by the batch; with the updated moving statistics."""
+        return tf.compat.v1.nn.fused_batch_norm(
+            x,
+            self.gamma,
+            self.beta,
+            mean=self.moving_mean,
+            variance=self.moving_variance,
+            epsilon=self.epsilon,
+            is_training=True,
+            exponential_avg_factor=1.0 - self.momentum,
+        )
+
 
 _ACTIVATIONS = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "swish": tf.nn.silu}
 
 
 class _Masks:
-    """Width masks computed once per forward pass and shared by every user."""
+    """Width masks computed once per forward pass (and per branch graph of a
+    single path: a tensor made inside one ``tf.cond`` branch cannot serve
+    another) and shared by every user."""
 
-    def __init__(self, weights: Mapping[str, tf.Tensor]):
+    def __init__(self, weights: Mapping[str, tf.Tensor | np.ndarray]):
         self.weights = weights
         self._cache: dict = {}
+        #: The weights are numpy arrays: a path decided on the host, run by each
+        #: candidate's traced function (``_Candidate.call``).
+        self.on_host = all(isinstance(w, np.ndarray) for w in weights.values())
 
     def get(self, decision, widths, channels, scale: float = 1) -> tf.Tensor:
-        key = (decision, widths, channels, scale)
+        graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+        key = (graph, decision, widths, channels, scale)
         if key not in self._cache:
             probs = None if decision is None else self.weights[decision]
             self._cache[key] = _width_mask(probs, widths, channels, scale)
@@ -218,11 +290,16 @@ class _SupernetOps(ops.Primitives):
         self.act = _ACTIVATIONS[space.activation]
         self.bn_config = bn
         self.variables: dict[str, Any] = {}  # name -> variable or _BatchNorm
+        # name -> (decision kind, choice index) for the weights only one choice
+        # uses (a kernel size's kernel, an SE ratio's gate)
+        self.choices: dict[str, tuple[str, int]] = {}
+        self.choice: tuple[str, int] | None = None  # the weights made now
         self.batch_norms: list[_BatchNorm] = []
         self.deferred: list[Callable[[], object]] = []
         self.prefix = ""  # "se0.25_" inside one SE ratio's gate
         self.masks: _Masks | None = None  # None: creating the weights
-        self.training = False
+        self.training: bool | str = False
+        self.single_path = False  # skip zero-weight branches (``_gated``)
         self.p_same: tf.Tensor | None = None  # P(input width == output width)
 
     # -- weights ------------------------------------------------------------------
@@ -234,17 +311,34 @@ class _SupernetOps(ops.Primitives):
         while self.deferred:
             self.deferred.pop(0)()
 
-    def bound(self, masks: _Masks, training: bool, **fields) -> _SupernetOps:
+    def bound(self, masks: _Masks, training: bool | str, **fields) -> _SupernetOps:
         view = copy.copy(self)
         view.masks, view.training = masks, training
         for name, value in fields.items():
             setattr(view, name, value)
         return view
 
-    def _scoped(self, prefix: str) -> _SupernetOps:
+    def _scoped(self, prefix: str, choice: tuple[str, int] | None = None):
         view = copy.copy(self)
         view.prefix = prefix
+        view.choice = choice
         return view
+
+    def trained_variables(self, weights: Mapping[str, np.ndarray]) -> list:
+        """The trainable variables a host path (``weights``) trains here: all
+        but those of kernel sizes and SE ratios it does not choose."""
+        found = []
+        for name, value in self.variables.items():
+            choice = self.choices.get(name)
+            if (
+                choice is not None
+                and weights[self.decisions[choice[0]]][choice[1]] <= 0
+            ):
+                continue
+            found += (
+                [value.gamma, value.beta] if isinstance(value, _BatchNorm) else [value]
+            )
+        return found
 
     @property
     def _creating(self) -> bool:
@@ -259,6 +353,8 @@ class _SupernetOps(ops.Primitives):
             self.variables[name] = self.owner.add_weight(
                 shape=shape, initializer=init, name=name
             )
+            if self.choice is not None:
+                self.choices[name] = self.choice
         return self.variables[name]
 
     def _bn(self, name: str, channels: int) -> _BatchNorm:
@@ -267,13 +363,18 @@ class _SupernetOps(ops.Primitives):
             bn = _BatchNorm(self.owner, name, channels, self.bn_config)
             self.variables[name] = bn
             self.batch_norms.append(bn)
+            if self.choice is not None:
+                self.choices[name] = self.choice
         return self.variables[name]
 
     def _kernel(self, base: str, kernel, shape: Callable[[int], tuple]):
         """One kernel (a fixed size) or the mix over the searched sizes."""
         if not isinstance(kernel, _MixedKernel):
             return self._var(base, shape(kernel))
-        kernels = [self._var(f"{base}_k{k}", shape(k)) for k in self.kernel_sizes]
+        kernels = [
+            self._scoped(self.prefix, ("kernel", i))._var(f"{base}_k{k}", shape(k))
+            for i, k in enumerate(self.kernel_sizes)
+        ]
         if self._creating:
             return None
         probs = self.masks.weights[self.decisions["kernel"]]
@@ -321,21 +422,31 @@ class _SupernetOps(ops.Primitives):
         if self._creating:
             self.deferred.append(
                 lambda: [
-                    ops.se_gate(self._scoped(f"se{r}_"), x, channels, self._squeeze(r))
+                    ops.se_gate(
+                        self._scoped(f"se{r}_", ("se_ratio", self.se_ratios.index(r))),
+                        x,
+                        channels,
+                        self._squeeze(r),
+                    )
                     for r in ratios
                 ]
             )
             return x
         y = self._value(x)
         probs = self.masks.weights[self.decisions["se_ratio"]]
+        pooled = _zeros(y[:, :1, :1, :], 1, y.shape[-1])  # the gate's shape
         gate = 0.0
         for i, ratio in enumerate(self.se_ratios):
             if ratio <= 0:
                 gate = gate + probs[i]
                 continue
-            scoped = self._scoped(f"se{ratio}_")
-            s = ops.se_gate(scoped, _T(y, channels), channels, self._squeeze(ratio))
-            gate = gate + probs[i] * s.value
+
+            def se(ratio=ratio):
+                scoped = self._scoped(f"se{ratio}_")
+                squeeze = self._squeeze(ratio)
+                return ops.se_gate(scoped, _T(y, channels), channels, squeeze).value
+
+            gate = gate + _gated(probs[i], se, pooled, self.single_path)
         return _T(y * gate, x.width)
 
     def global_pool(self, x, part):
@@ -374,23 +485,38 @@ class _SupernetOps(ops.Primitives):
         out = _Width(slot.out_decision, slot.out_widths)
         if self._creating:
             return _T(None, out)
-        return _T(self.p_same * _fit_channels(x.value, slot.out_max), out)
+        same = _gated(
+            self.p_same,
+            lambda: _fit_channels(x.value, slot.out_max),
+            _zeros(x.value, 1, slot.out_max),
+            self.single_path,
+        )
+        return _T(same, out)
 
     def matched_shortcut(self, x):
         """``x`` where the widths agree, projected where they differ, each
         weighted by its probability."""
         slot = self.slot
         out = _Width(slot.out_decision, slot.out_widths)
-        projected = None
-        if _can_differ(slot):
-            projected = self.conv_bn(x, "skip", out, 1, 1, act=False)
         if self._creating:
+            if _can_differ(slot):
+                self.conv_bn(x, "skip", out, 1, 1, act=False)
             return _T(None, out)
         branch = 0.0
         if _can_be_same(slot):
-            branch = self.p_same * _fit_channels(x.value, slot.out_max)
-        if projected is not None:
-            branch = branch + (1.0 - self.p_same) * projected.value
+            branch = _gated(
+                self.p_same,
+                lambda: _fit_channels(x.value, slot.out_max),
+                _zeros(x.value, 1, slot.out_max),
+                self.single_path,
+            )
+        if _can_differ(slot):
+            branch = branch + _gated(
+                1.0 - self.p_same,
+                lambda: self.conv_bn(x, "skip", out, 1, 1, act=False).value,
+                _zeros(x.value, 1, slot.out_max),
+                self.single_path,
+            )
         return _T(branch, out)
 
     def avg_pool(self, x, stride, part):
@@ -446,9 +572,49 @@ class _Candidate(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, x, masks, training=False):
-        p = self.ops.bound(masks, training)
+    def call(self, x, masks, training=False, single_path=False):
+        if single_path and masks.on_host and training is not False:
+            # Batch statistics (updated or not): one trace for both.
+            update = tf.constant(training is True)
+            weights = tuple(masks.weights[name] for name in self._reads())
+            return self._traced()(x, weights, update)
+        p = self.ops.bound(masks, training, single_path=single_path)
         return self.op.structure(p, _T(x, self.args.c_in), self.args).value
+
+    def _reads(self) -> dict[str, int]:
+        """The decisions this candidate's computation depends on, with their
+        number of choices."""
+        slot, p = self.ops.slot, self.ops
+        reads = {
+            slot.kind_decisions["kernel"]: len(p.kernel_sizes),
+            slot.kind_decisions["se_ratio"]: len(p.se_ratios),
+        }
+        if slot.in_decision:
+            reads[slot.in_decision] = len(slot.in_widths)
+        reads[slot.out_decision] = len(slot.out_widths)
+        return reads
+
+    def _traced(self):
+        """The candidate as one traced function of (input, the weights of the
+        decisions it reads, whether to update batch-norm statistics): traced
+        once, it serves every path through this candidate."""
+        traced = self.__dict__.get("_path_function")
+        if traced is None:
+            reads = self._reads()
+            names = tuple(reads)
+            signature = (
+                tf.TensorSpec([None, None, None, self.args.c_in.channels]),
+                tuple(tf.TensorSpec([n]) for n in reads.values()),
+                tf.TensorSpec([], tf.bool),
+            )
+
+            @tf.function(autograph=False, input_signature=signature)
+            def traced(x, weights, update):
+                masks = _Masks(dict(zip(names, weights)))
+                return self.call(x, masks, update, single_path=True)
+
+            object.__setattr__(self, "_path_function", traced)
+        return traced
 
 
 class SearchableLayer(keras.layers.Layer):
@@ -485,37 +651,75 @@ class SearchableLayer(keras.layers.Layer):
             np.float32,
         )
         out_p = weights[slot.out_decision]
+        host = _on_host(out_p)
         if slot.in_decision is None:
-            in_p = tf.ones((1,), tf.float32)
+            in_p = np.ones((1,), np.float32)
         elif slot.in_decision == slot.out_decision:
-            return tf.constant(1.0)  # a later slot of the block: same width mix
+            # a later slot of the block: same width mix
+            return 1.0 if host else tf.constant(1.0)
         else:
             in_p = weights[slot.in_decision]
+        if host:
+            return float(in_p @ table @ out_p)
         return tf.tensordot(in_p, tf.linalg.matvec(tf.constant(table), out_p), 1)
 
-    def call(self, x, masks, training=False):
+    def call(self, x, masks, training=False, single_path=False):
+        weights = masks.weights
+        slot = self.slot_spec
+        if all(slot.exists):
+            return self._layer(x, masks, training, single_path)
+        exists = np.array([float(e) for e in slot.exists], np.float32)
+        if single_path and masks.on_host:
+            p_exist = float(weights[slot.layers_decision] @ exists)
+            if p_exist <= 0:
+                return x
+            if p_exist == 1:
+                return self._layer(x, masks, training, single_path)
+        else:
+            p_exist = tf.tensordot(weights[slot.layers_decision], exists, 1)
+
+        def present():
+            y = self._layer(x, masks, training, single_path)
+            return p_exist * y + (1.0 - p_exist) * x
+
+        if not single_path or masks.on_host:
+            return present()
+        return tf.cond(p_exist > 0, present, lambda: x)
+
+    def _layer(self, x, masks, training, single_path):
+        """The slot's output if it exists: ops and skips, masked to its width."""
         weights = masks.weights
         slot = self.slot_spec
         kd = slot.kind_decisions
         op_p = weights[kd["conv_op"]]
+        out_zeros = _zeros(x, slot.stride, slot.out_max)
         main = 0.0
         for j, candidate in enumerate(self.candidates):
-            main = main + op_p[j] * candidate.call(x, masks, training=training)
+
+            def op(candidate=candidate):
+                return candidate.call(x, masks, training, single_path)
+
+            main = main + _gated(op_p[j], op, out_zeros, single_path)
         skip_p = weights[kd["skip"]]
-        p_same = self._p_same(weights) if self.can_be_same else tf.constant(0.0)
-        p = self.ops.bound(masks, training, p_same=p_same)
+        if self.can_be_same:
+            p_same = self._p_same(weights)
+        else:
+            p_same = 0.0 if masks.on_host else tf.constant(0.0)
+        p = self.ops.bound(masks, training, p_same=p_same, single_path=single_path)
         shortcut = 0.0
         for i, kind in enumerate(self.skips):
-            branch = ops.shortcut(p, _T(x, self.in_width), kind, slot.stride)
-            if branch is not None:
-                shortcut = shortcut + skip_p[i] * branch.value
+            if kind == "none":
+                continue
+
+            def skip(kind=kind):
+                branch = ops.shortcut(p, _T(x, self.in_width), kind, slot.stride)
+                if branch is not None:
+                    return branch.value
+                return 0.0 if masks.on_host else out_zeros()
+
+            shortcut = shortcut + _gated(skip_p[i], skip, out_zeros, single_path)
         out_mask = masks.get(slot.out_decision, slot.out_widths, slot.out_max)
-        y = (main + shortcut) * out_mask
-        if all(slot.exists):
-            return y
-        exists = tf.constant([float(e) for e in slot.exists])
-        p_exist = tf.tensordot(weights[slot.layers_decision], exists, 1)
-        return p_exist * y + (1.0 - p_exist) * x
+        return (main + shortcut) * out_mask
 
 
 class _CopyOps(ops.ChannelWalker):
@@ -672,19 +876,97 @@ class Supernet(keras.Model):
         """The argmax architecture: ``space.decode_for(sharing, argmax θ)``."""
         return self.space.decode_for(self.sharing, self.argmax_actions())
 
+    # -- single paths (weight-sharing evaluation, TuNAS) ----------------------------
+    def path_weights(
+        self,
+        actions,
+        uniform: Collection[str] = (),
+        largest: Collection[str] = (),
+    ) -> dict[str, np.ndarray]:
+        """One-hot weights of ``actions`` (one per decision), as numpy: a path
+        decided on the host. Decisions named in ``uniform`` weigh all their
+        choices equally (TuNAS's "all ops" warm-up); those in ``largest`` take
+        their largest choice (widest filters, most layers)."""
+        result = {}
+        for decision, action in zip(self.decisions, actions, strict=True):
+            n = decision.num_choices
+            if decision.name in uniform:
+                result[decision.name] = np.full(n, 1.0 / n, np.float32)
+                continue
+            if decision.name in largest:
+                action = self._largest[decision.name]
+            result[decision.name] = np.eye(n, dtype=np.float32)[action]
+        return result
+
+    @functools.cached_property
+    def _largest(self) -> dict[str, int]:
+        """Width decision -> the index of its largest choice."""
+        found = {}
+        for block in range(len(self.space.skeleton)):
+            choices = self.space.block_choices(block)
+            for kind in BLOCK_DECISION_KINDS:
+                found[decision_name(block, kind)] = int(np.argmax(choices[kind]))
+        return found
+
+    def run_path(
+        self,
+        images,
+        path: Mapping[str, np.ndarray],
+        training: bool | str = BATCH_STATS,
+    ) -> tf.Tensor:
+        """Logits of the host path ``path`` (``path_weights``): only its ops
+        run, each candidate as its own traced function (traced on first use,
+        then shared by every path through it). With ``training`` True or
+        ``BATCH_STATS`` (batch statistics; False runs eagerly)."""
+        if not all(isinstance(w, np.ndarray) for w in path.values()):
+            raise TypeError("a host path holds numpy weights (see path_weights)")
+        return self.call(images, training=training, arch_weights=path, single_path=True)
+
+    def path_variables(self, path: Mapping[str, np.ndarray]) -> list:
+        """The trainable variables a step on ``path`` trains: the stem, the
+        head, the classifier and, in every slot the path keeps, the chosen
+        ops (with only their chosen kernel sizes and SE ratios) and the skip
+        projection where the path uses it. Nothing else gets a gradient."""
+        found = [self.stem_kernel, self.stem_bn.gamma, self.stem_bn.beta]
+        for slot, layer in zip(self.slots, self.searchable):
+            if (
+                float(path[slot.layers_decision] @ np.array(slot.exists, np.float32))
+                <= 0
+            ):
+                continue
+            kd = slot.kind_decisions
+            for weight, candidate in zip(path[kd["conv_op"]], layer.candidates):
+                if weight > 0:
+                    found += candidate.ops.trained_variables(path)
+            pool = (
+                path[kd["skip"]][list(layer.skips).index("pool")]
+                if "pool" in layer.skips
+                else 0.0
+            )
+            p_same = layer._p_same(path) if layer.can_be_same else 0.0
+            if pool > 0 and p_same < 1:
+                found += layer.ops.trained_variables(path)
+        found += [self.head_kernel, self.head_bn.gamma, self.head_bn.beta]
+        return found + list(self.classifier.trainable_weights)
+
     # -- forward -------------------------------------------------------------
-    def call(self, inputs, training=False, arch_weights=None):
+    def call(self, inputs, training=False, arch_weights=None, single_path=False):
+        """``training``: True, False or ``BATCH_STATS`` (see ``_BatchNorm``).
+        ``single_path``: ``arch_weights`` are one-hot (a sampled path) or
+        uniform over some decisions (TuNAS's warm-up), and every branch of
+        weight zero is skipped (``tf.cond``), so one trace serves every path
+        and a step costs only the path's ops."""
         weights = arch_weights if arch_weights is not None else self.arch_weights()
         act = self.activation
         x = tf.nn.conv2d(inputs, self.stem_kernel, 2, "SAME")
         x = act(self.stem_bn(x, training=training))
         masks = _Masks(weights)
         for layer in self.searchable:
-            x = layer.call(x, masks, training=training)
+            x = layer.call(x, masks, training, single_path)
         x = tf.nn.conv2d(x, self.head_kernel, 1, "SAME")
         x = act(self.head_bn(x, training=training))
         x = tf.reduce_mean(x, axis=(1, 2))
-        x = self.dropout(x, training=training)
+        x = self.dropout(x, training=training is True)
         return self.classifier(x)
 
     def batch_norms(self) -> list[_BatchNorm]:
