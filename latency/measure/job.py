@@ -150,9 +150,12 @@ def measure(
             target = backend.backend
         for repeat in range(repeats):
             hits = getattr(target, "hits", None)
+            stale = getattr(target, "remeasured", None)
             result = target.measure(tflite_path)
             if isinstance(target, CachedBackend):
                 cache = "hit" if target.hits != hits else "miss"
+                if target.remeasured != stale:
+                    cache = "re-measured"  # the cached result was unstable
                 if target.bypass:
                     cache = "bypassed"
             else:

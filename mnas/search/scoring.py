@@ -131,13 +131,24 @@ class Latency:
 
 def latency_note(latency: Mapping[str, Any] | None) -> str:
     """What a trial's line adds to its ms (from ``TrialRecord.latency``): the
-    ratio to the reference, and a warning when the latency was used flagged
+    ratio to the reference, other processes that kept a CPU busy or steal
+    while it was timed, and a warning when the latency was used flagged
     unstable."""
     uncertainty = (latency or {}).get("uncertainty") or {}
     note = ""
     ratio = uncertainty.get("ratio")
     if ratio:
         note += f" ({float(ratio['ratio']):.3f}x ref)"
+    conditions = uncertainty.get("conditions") or {}
+    timed = set(conditions.get("timed_cpus") or ())
+    busy = [
+        f"CPU {cpu}{' (timed)' if cpu in timed else ''} {float(share):.0%}"
+        for cpu, share in conditions.get("busy_others") or ()
+    ]
+    if busy:
+        note += f" [other process busy on {', '.join(busy)}]"
+    if any("steal" in str(f) for f in conditions.get("interference") or ()):
+        note += f" [steal {float(conditions.get('steal') or 0.0):.1%}]"
     if uncertainty.get("stable") is False:
         note += " [latency UNSTABLE]"
     return note
