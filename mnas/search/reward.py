@@ -20,8 +20,12 @@ import dataclasses
 import math
 from typing import Literal
 
+from mnas.search_space.validation import check_real
+
 RewardKind = Literal["soft", "hard", "absolute"]
 REWARD_KINDS: tuple[str, ...] = ("soft", "hard", "absolute")
+#: Exponents beyond this would let one latency outweigh any accuracy.
+MAX_EXPONENT = 10.0
 _DEFAULT_EXPONENTS = {
     "soft": (-0.07, -0.07),
     "hard": (0.0, -1.0),
@@ -54,6 +58,14 @@ class RewardConfig:
             )
         if self.target_ms <= 0:
             raise ValueError(f"target latency must be > 0 ms, got {self.target_ms}")
+        for name in ("alpha", "beta"):
+            check_real(
+                f"reward {name}",
+                getattr(self, name),
+                -MAX_EXPONENT,
+                MAX_EXPONENT,
+                allow_none=True,
+            )
         if self.target_ratio is not None and not (
             isinstance(self.target_ratio, int | float)
             and not isinstance(self.target_ratio, bool)

@@ -168,6 +168,10 @@ def test_bad_decisions_and_actions_are_rejected():
         controller.log_prob([0])
     with pytest.raises(ValueError, match="out of range"):
         controller.log_prob([0, 3])
+    # Two bytes would pass as two in-range actions if iterated.
+    with pytest.raises(ValueError) as info:
+        controller.log_prob(b"\x00\x01")
+    assert str(info.value) == "actions must be a sequence of integers, got bytes"
 
 
 @pytest.mark.parametrize(

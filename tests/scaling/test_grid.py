@@ -33,6 +33,13 @@ def test_grid_triples_respect_tolerance():
     with pytest.raises(ScalingError) as info:
         grid_triples(step=0)
     assert str(info.value) == "grid step must be a finite number > 0, got 0"
+    with pytest.raises(ScalingError) as info:
+        grid_triples(step=1e-9)
+    assert str(info.value) == (
+        "grid step 1e-09 gives 600000001 values per coefficient on 1.0..1.6; "
+        "at most 100 (a cube of them is scored)"
+    )
+    assert len(grid_triples(step=0.6 / 99)) > len(triples)  # 100 values: allowed
 
 
 def test_parse_triples():
