@@ -192,7 +192,8 @@ def calibrate(
             {
                 **fitted.report,
                 "measured_interval_ms": [
-                    [round(v, 4) for v in _interval(r)] for r in results
+                    None if iv is None else [round(v, 4) for v in iv]
+                    for iv in map(_interval, results)
                 ],
                 "unstable_models": [
                     n for n, r in zip(names, results) if r.stable is False
@@ -203,11 +204,12 @@ def calibrate(
     return calibration
 
 
-def _interval(result: LatencyResult) -> tuple[float, float]:
-    """A result's interval (a plain result's is its median alone)."""
+def _interval(result: LatencyResult) -> tuple[float, float] | None:
+    """A result's interval; None for a plain result or a single round (whose
+    zero-width "interval" would count every other value as outside)."""
     u = result.uncertainty
-    if u is None:
-        return (result.median_ms, result.median_ms)
+    if u is None or u.rounds < 2:
+        return None
     return (u.low_ms, u.high_ms)
 
 
@@ -238,8 +240,9 @@ class PredictionQuality:
     """How one predictor did against measurements.
 
     ``within_interval``: the share of predictions inside the measurement's
-    own interval (None when the measurements carry none); ``models``: how
-    many models it was computed on.
+    own interval, over the ``interval_models`` models whose measurement has
+    one (None when none has); ``models``: how many models it was computed
+    on.
     """
 
     name: str
@@ -250,6 +253,7 @@ class PredictionQuality:
     spearman: float
     within_interval: float | None = None
     models: int = 0
+    interval_models: int = 0
 
     @classmethod
     def of(
@@ -257,15 +261,17 @@ class PredictionQuality:
         name: str,
         predicted: Sequence[float],
         measured: Sequence[float],
-        intervals: Sequence[tuple[float, float]] | None = None,
+        intervals: Sequence[tuple[float, float] | None] | None = None,
     ):
         p = np.asarray(predicted, dtype=np.float64)
         m = np.asarray(measured, dtype=np.float64)
         relative = np.abs(p - m) / m
-        inside = None
+        inside, known = None, []
         if intervals is not None:
-            low, high = np.asarray(intervals, dtype=np.float64).reshape(-1, 2).T
-            inside = float(np.mean((low <= p) & (p <= high)))
+            known = [i for i, interval in enumerate(intervals) if interval is not None]
+        if known:
+            low, high = np.array([intervals[i] for i in known], dtype=np.float64).T
+            inside = float(np.mean((low <= p[known]) & (p[known] <= high)))
         return cls(
             name=name,
             within_10pct=float(np.mean(relative <= 0.10)),
@@ -275,7 +281,19 @@ class PredictionQuality:
             spearman=rank_correlation(p, m),
             within_interval=inside,
             models=int(p.size),
+            interval_models=len(known),
         )
+
+
+def _inside_cell(quality: PredictionQuality) -> str:
+    """``62.0%``, or ``62.0% of 18`` when only some measurements had an
+    interval, or ``-`` when none had."""
+    if quality.within_interval is None:
+        return "-"
+    text = f"{100 * quality.within_interval:.1f}%"
+    if quality.interval_models < quality.models:
+        text += f" of {quality.interval_models}"
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,9 +316,10 @@ class PredictorEvaluation:
     repeat_measurement: PredictionQuality | None = None
     #: Adaptive measurements: each model's interval and verdict, the second
     #: measurement's estimates, and the comparisons restricted to the models
-    #: whose two measurements were both stable.
-    measured_low_ms: tuple[float, ...] = ()
-    measured_high_ms: tuple[float, ...] = ()
+    #: whose two measurements were both stable. A bound is None where the
+    #: measurement has no interval (a single round).
+    measured_low_ms: tuple[float | None, ...] = ()
+    measured_high_ms: tuple[float | None, ...] = ()
     measured_stable: tuple[bool | None, ...] = ()
     second_ms: tuple[float, ...] = ()
     lut_stable: PredictionQuality | None = None
@@ -319,7 +338,7 @@ class PredictorEvaluation:
                     q.name,
                     f"{100 * q.within_10pct:.1f}%",
                     f"{100 * q.within_5pct:.1f}%",
-                    "-" if inside is None else f"{100 * inside:.1f}%",
+                    _inside_cell(q),
                     f"{q.rmse_ms:.3f}",
                     f"{100 * q.mean_abs_rel_error:.1f}%",
                     f"{q.spearman:.3f}",
@@ -444,8 +463,8 @@ def _adaptive_fields(first, second, predicted, again, intervals) -> dict:
     """The evaluation's fields that only adaptive measurements have."""
     both = [i for i, (a, b) in enumerate(zip(first, second)) if a.stable and b.stable]
     fields = {
-        "measured_low_ms": tuple(low for low, _ in intervals),
-        "measured_high_ms": tuple(high for _, high in intervals),
+        "measured_low_ms": tuple(None if iv is None else iv[0] for iv in intervals),
+        "measured_high_ms": tuple(None if iv is None else iv[1] for iv in intervals),
         "measured_stable": tuple(r.stable for r in first),
         "second_ms": tuple(again),
     }

@@ -85,7 +85,17 @@ def test_prediction_quality_by_hand():
     intervals = [(0.9, 1.1), (1.9, 2.1), (3.8, 4.3), (7.5, 8.5)]
     inside = PredictionQuality.of("p", predicted, measured, intervals)
     assert inside.within_interval == 0.75
-    assert inside == dataclasses.replace(quality, within_interval=0.75)
+    assert inside == dataclasses.replace(
+        quality, within_interval=0.75, interval_models=4
+    )
+    # A measurement without an interval (a single round) is left out of the
+    # share instead of counting as a zero-width interval nothing lies inside.
+    partly = PredictionQuality.of("p", predicted, measured, [None, *intervals[1:]])
+    assert (partly.within_interval, partly.interval_models) == (2 / 3, 3)
+    assert (
+        PredictionQuality.of("p", measured, measured, [None] * 4).within_interval
+        is None
+    )
     under = PredictionQuality.of("q", [0.5, 2.0], [1.0, 2.0])
     assert (under.within_10pct, under.mean_abs_rel_error) == (0.5, 0.25)
     assert under.spearman == pytest.approx(1.0)
@@ -292,6 +302,31 @@ def test_a_model_still_noisy_after_its_re_measures_is_used_flagged(
     assert calibration.report["unstable_models"] == [specs[0].name]
     low, high = calibration.report["measured_interval_ms"][0]
     assert low < 2.0 < high
+
+
+def test_a_single_round_measurement_has_no_interval_in_the_evaluation(
+    tmp_path, fake_exports
+):
+    from mnas.latency.lut.builder import AdaptiveTiming
+    from mnas.latency.measure.adaptive import AdaptiveSettings
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space, predictor = _predictor()
+    specs = sample_specs(space, 2, seed=2)
+    # The time cap ends every measurement after its first round.
+    timing = AdaptiveTiming(
+        AdaptiveSettings(max_seconds=1e-9, precheck_seconds=0),
+        remeasures=0,
+        watch_interference=False,
+    )
+    evaluation = evaluate_predictor(
+        predictor, specs, NoisyPhaseBackend({}, ms=1.0), timing=timing
+    )
+    assert evaluation.measured_low_ms == evaluation.measured_high_ms == (None, None)
+    assert evaluation.measured_stable == (False, False)
+    assert evaluation.lut.within_interval is None
+    assert evaluation.repeat_measurement.within_interval is None
+    assert {row[3] for row in evaluation.table_rows()} == {"-"}
 
 
 def test_evaluate_predictor_counts_predictions_inside_the_interval(
