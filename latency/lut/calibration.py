@@ -332,7 +332,6 @@ class PredictorEvaluation:
             qualities.append(self.repeat_measurement)
         qualities += [q for q in (self.lut_stable, self.repeat_stable) if q]
         for q in qualities:
-            inside = q.within_interval
             rows.append(
                 (
                     q.name,
