@@ -141,10 +141,24 @@ def test_invalid_reward_is_rejected_and_state_unchanged(reward):
     assert controller.state_summary()["num_failed"] == 1
 
 
-def test_feedback_errors_are_value_errors():
-    assert issubclass(FeedbackError, ValueError)
-    for error in (UnknownProposalError, DuplicateFeedbackError, InvalidRewardError):
-        assert issubclass(error, FeedbackError)
+def test_every_feedback_refusal_is_caught_as_one_feedback_value_error():
+    """A search catches bad feedback with one clause (FeedbackError, a
+    ValueError), whichever of the three refusals it is."""
+    controller = RecordingController()
+    controller.propose()
+    controller.propose()
+    controller.feedback(0, 0.5)
+    refusals = {
+        UnknownProposalError: lambda: controller.feedback(9, 0.5),
+        DuplicateFeedbackError: lambda: controller.feedback(0, 0.5),
+        InvalidRewardError: lambda: controller.feedback(1, math.nan),
+    }
+    for kind, refused in refusals.items():
+        with pytest.raises(FeedbackError) as info:
+            refused()
+        assert type(info.value) is kind
+        assert isinstance(info.value, ValueError)
+    assert controller.num_pending == 1  # nothing refused changed the state
 
 
 def test_numpy_scalars_are_accepted():
