@@ -54,9 +54,14 @@ setup(
         "scikit-learn>=1.5",
         "matplotlib>=3.8",
         "tensorboard>=2.20",
+        # tensorflow-datasets builds datasets through etils.epath, which needs
+        # it; current etils releases no longer pull it in.
+        "importlib_resources>=6",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "import-linter>=2.1"],
+        # mnas-search --executor=ray: trials and latency devices on a cluster.
+        "ray": ["ray>=2.60,<3"],
     },
     entry_points={
         "console_scripts": [

@@ -1,13 +1,13 @@
 """Latency pressure steers the differentiable search.
 
-Runs ``mnas-dnas`` once per pressure value (FBNet's β by default; λ with
-``--loss=proxyless``), each in its own work directory, then prints one row
+Runs ``mnas-dnas`` once per pressure value (FBNet's β, ``--fbnet_beta``, by
+default; λ, ``--proxyless_lambda``, with ``--loss=proxyless``), each in its own work directory, then prints one row
 per run (pressure, predicted ms, measured ms, held-out accuracy of the derived
 network) and the command that made the table. Runs are sequential: they
 share this machine's cores with the latency measurement.
 
     .venv/bin/python benchmarks/dnas_pressure.py --out=runs/dnas-pressure \
-        --pressures=0,1.5,6 --epochs=5 --warmup_epochs=1
+        --pressures=0,1.5,6 --search_epochs=5 --search_warmup_epochs=1
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def main() -> int:
     parser.add_argument("--out", default="runs/dnas-pressure")
     parser.add_argument("--loss", default="fbnet", choices=("fbnet", "proxyless"))
     parser.add_argument("--pressures", default="0,1.5,6")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--warmup_epochs", type=int, default=1)
+    parser.add_argument("--search_epochs", type=int, default=5)
+    parser.add_argument("--search_warmup_epochs", type=int, default=1)
     parser.add_argument("--lut", default="runs/lut/host.lut.jsonl")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -44,7 +44,9 @@ def main() -> int:
         "--extra", default="", help="more mnas-dnas flags, one quoted string"
     )
     args = parser.parse_args()
+    # Work folders keep the short names of earlier runs (beta-6, lam-0.5).
     knob = "beta" if args.loss == "fbnet" else "lam"
+    pressure_flag = "fbnet_beta" if args.loss == "fbnet" else "proxyless_lambda"
     exe = os.path.join(os.path.dirname(sys.executable), "mnas-dnas")
     rows = []
     for value in (float(v) for v in args.pressures.split(",")):
@@ -55,9 +57,9 @@ def main() -> int:
                 exe,
                 f"--work_dir={work_dir}",
                 f"--loss={args.loss}",
-                f"--{knob}={value:g}",
-                f"--epochs={args.epochs}",
-                f"--warmup_epochs={args.warmup_epochs}",
+                f"--{pressure_flag}={value:g}",
+                f"--search_epochs={args.search_epochs}",
+                f"--search_warmup_epochs={args.search_warmup_epochs}",
                 f"--lut={args.lut}",
                 f"--seed={args.seed}",
                 *shlex.split(args.extra),

@@ -105,25 +105,25 @@ def convert_models(names: Sequence[str], folder: str) -> dict[str, dict]:
     """Builds and exports each model; returns path, params, size, seconds."""
     import keras
 
-    from mnas.latency.export import export_tflite
+    from mnas.latency import export_to_file, tflite_file_name
 
     out = {}
     for name in names:
         keras.backend.clear_session()
         start = time.perf_counter()
         model = build_keras_model(name)
-        data = export_tflite(model)
+        exported = export_to_file(model, os.path.join(folder, tflite_file_name(name)))
         seconds = time.perf_counter() - start
-        path = os.path.join(folder, name.replace(" ", "_") + ".tflite")
-        with open(path, "wb") as handle:
-            handle.write(data)
         out[name] = {
-            "path": path,
+            "path": exported.path,
             "params": int(model.count_params()),
-            "size_bytes": len(data),
+            "size_bytes": exported.size_bytes,
             "convert_s": seconds,
         }
-        print(f"  converted {name}: {len(data):,} bytes in {seconds:.1f} s", flush=True)
+        print(
+            f"  converted {name}: {exported.size_bytes:,} bytes in {seconds:.1f} s",
+            flush=True,
+        )
     return out
 
 

@@ -44,6 +44,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from mnas.io import write_bytes_atomic
+
 RESOLUTION = 224
 
 
@@ -368,8 +370,7 @@ def measure_candidate(
     library_path = os.path.join(folder, f"{spec.name}.tflite")
     direct_path = os.path.join(folder, f"{spec.name}-direct.tflite")
     for path, data in ((library_path, library), (direct_path, direct)):
-        with open(path, "wb") as handle:
-            handle.write(data)
+        write_bytes_atomic(path, data)
     start = time.perf_counter()
     result = HostBackend(cpus=cpus).measure(library_path)
     steps["time"] = time.perf_counter() - start
@@ -393,21 +394,20 @@ def measure_lut_entry(
     import keras
 
     from mnas.latency.backends.host import HostBackend
-    from mnas.model.builder import _layer, _Ops  # the builder's own layer code
+    from mnas.model.builder import build_layer  # the builder's own layer code
     from mnas.model.plan import plan_layers
 
     layer = plan_layers(spec, (RESOLUTION, RESOLUTION))[layer_index]
     keras.backend.clear_session()
     start = time.perf_counter()
     inputs = keras.Input((*layer.input_size, layer.input_filters))
-    model = keras.Model(inputs, _layer(_Ops(spec), inputs, layer, 0.0))
+    model = keras.Model(inputs, build_layer(spec, inputs, layer))
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     data, _ = export_no_savedmodel(model)
     convert_s = time.perf_counter() - start
     path = os.path.join(folder, f"layer{layer_index}.tflite")
-    with open(path, "wb") as handle:
-        handle.write(data)
+    write_bytes_atomic(path, data)
     backend = HostBackend(
         warmup_runs=5, warmup_min_secs=0.0, num_runs=50, min_secs=0.0, cpus=cpus
     )

@@ -17,12 +17,13 @@ within ±10%.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 import time
 from collections.abc import Sequence
+
+from mnas.io import write_json_atomic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.2f}."
     )
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump(evaluation.to_dict(), handle, indent=2)
+        write_json_atomic(args.output, evaluation.to_dict())
     print(
         "command: python "
         + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])

@@ -1,127 +1,219 @@
 """Flags of ``mnas-dnas``, turned into a frozen ``DnasConfig``.
 
-The proxy-data flags carry the same names and meanings as ``mnas-search``'s
-(``flags/search.py`` defines them inside ``define_search_flags``, together with
-controller flags this binary has no use for, so they are declared here again).
+The proxy task (data and the derived network's training) uses the same flags
+as mnas-search's (``mnas.flags.data``); the supernet's own are here, named so
+that none means something else in another binary (``--fbnet_beta``, not the
+reward's ``--reward_beta``; ``--search_epochs``, not ``--proxy_epochs``).
 """
 
 from __future__ import annotations
 
-import os
+import math
 import time
 
 from absl import flags
 
-from mnas.dnas.loop import LOSSES, SHARINGS, DnasConfig
-from mnas.latency.config import DEFAULT_LUT_PATH
+from mnas.dnas import LOSSES, SHARINGS, DnasConfig
+from mnas.flags.arch import define_search_space_flag
+from mnas.flags.common import (
+    FLAGS,
+    check_finite,
+    check_positive,
+    check_range,
+    define_resume_flag,
+    define_work_dir_flag,
+    defines,
+)
+from mnas.flags.data import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    define_proxy_flags,
+    proxy_data_kwargs,
+    proxy_trainer_kwargs,
+)
+from mnas.flags.latency import (
+    define_deployment_resolution_flag,
+    deployment_resolution_from_flags,
+)
+from mnas.flags.lut import (
+    define_lut_calibrated_flag,
+    define_lut_flags,
+    lut_path_from_flags,
+)
 
-# The table mnas-latency --build_lut writes by default for the host backend.
-DEFAULT_LUT = DEFAULT_LUT_PATH.format(backend="host", space="mnasnet")
+#: Largest --steps_per_epoch (as the proxy trainer's cap).
+MAX_STEPS = 2**31
+#: DnasConfig field -> the flag that sets it.
+FIELD_FLAGS = {
+    "sharing": "sharing",
+    "loss": "loss",
+    "alpha": "fbnet_alpha",
+    "beta": "fbnet_beta",
+    "lam": "proxyless_lambda",
+    "target_ms": "proxyless_target_ms",
+    "epochs": "search_epochs",
+    "warmup_epochs": "search_warmup_epochs",
+    "initial_temperature": "initial_temperature",
+    "temperature_decay": "temperature_decay",
+    "batch_size": "search_batch_size",
+    "weight_learning_rate": "weight_learning_rate",
+    "theta_learning_rate": "theta_learning_rate",
+    "steps_per_epoch": "steps_per_epoch",
+    "lut_calibrated": "lut_calibrated",
+    "seed": "seed",
+}
+#: mnas-dnas has no backend flags: its table is the host's unless --lut says
+#: otherwise (the one `mnas-latency --build_lut` writes by default).
+LUT_BACKEND = "host"
 
 
-def define_dnas_flags() -> None:
-    flags.DEFINE_string(
-        "work_dir", None, "Where the search keeps its state; default runs/dnas-<time>."
-    )
-    flags.DEFINE_bool("resume", False, "Continue the search in --work_dir.")
-    flags.DEFINE_string("search_space", "mnasnet", "Search space name.")
+@defines("sharing")
+def define_dnas_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    define_work_dir_flag(flag_values)
+    define_resume_flag(flag_values)
+    define_search_space_flag(flag_values)
+    define_proxy_flags(flag_values)
+    define_lut_flags(flag_values)
+    define_lut_calibrated_flag(flag_values)
+    define_deployment_resolution_flag(flag_values)
     flags.DEFINE_enum(
         "sharing",
         "block",
         list(SHARINGS),
         "block: MnasNet's per-block choices; "
         "layer: FBNet's per-layer op/kernel/SE/skip.",
-    )
-    flags.DEFINE_string(
-        "lut",
-        DEFAULT_LUT,
-        "Latency lookup table (build it with `mnas-latency --build_lut --lut=PATH`).",
-    )
-    flags.DEFINE_bool(
-        "lut_calibrated",
-        False,
-        "Search with the table's affine calibration instead of the raw sum of "
-        "entries (best.json reports both predictions).",
+        flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "loss",
         "fbnet",
         list(LOSSES),
-        "fbnet: CE * alpha * log(LAT)^beta; proxyless: CE + lambda * LAT / target_ms.",
-    )
-    flags.DEFINE_float("alpha", 0.2, "FBNet loss scale alpha.")
-    flags.DEFINE_float("beta", 0.6, "FBNet latency exponent beta (latency pressure).")
-    flags.DEFINE_float(
-        "lam", 0.1, "ProxylessNAS latency weight lambda (latency pressure)."
+        "fbnet: CE * fbnet_alpha * log(LAT)^fbnet_beta; proxyless: CE + "
+        "proxyless_lambda * LAT / proxyless_target_ms.",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
-        "target_ms", 7.0, "Latency normaliser T of the proxyless loss, in ms."
+        "fbnet_alpha", 0.2, "FBNet loss scale alpha (> 0).", flag_values=flag_values
     )
-    flags.DEFINE_integer("epochs", 5, "Search epochs (weights, then theta, each).")
-    flags.DEFINE_integer("warmup_epochs", 1, "First epochs train weights only.")
-    flags.DEFINE_float("initial_temperature", 5.0, "Gumbel-softmax temperature tau0.")
-    flags.DEFINE_float("temperature_decay", 0.045, "tau = tau0 * exp(-decay * epoch).")
-    flags.DEFINE_integer("search_batch_size", 32, "Supernet batch size.")
-    flags.DEFINE_float("weight_learning_rate", 0.05, "Supernet weights' SGD rate.")
-    flags.DEFINE_float("theta_learning_rate", 0.05, "Architecture logits' Adam rate.")
-    flags.DEFINE_integer(
-        "steps_per_epoch", None, "Cap on weight (and theta) steps per epoch."
-    )
-    flags.DEFINE_integer(
-        "final_epochs", 4, "Proxy training epochs of the derived architecture."
-    )
-    flags.DEFINE_integer("seed", 0, "Seeds the split, the supernet and the sampling.")
-    # Proxy task: the same flags as mnas-search's.
-    flags.DEFINE_string(
-        "dataset",
-        "digits",
-        "'digits' (embedded, from scikit-learn), a tensorflow-datasets name, or "
-        "'folder:PATH' for class-named image folders.",
-    )
-    flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
-    flags.DEFINE_string("manual_dir", None, "tensorflow-datasets manual_dir.")
-    flags.DEFINE_integer("proxy_resolution", 32, "Proxy training resolution.")
-    flags.DEFINE_integer("max_train_examples", None, "Cap on proxy training examples.")
     flags.DEFINE_float(
-        "validation_fraction", 0.2, "Share of train held out for the accuracy."
+        "fbnet_beta",
+        0.6,
+        "FBNet latency exponent beta (>= 0; the latency pressure).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "proxyless_lambda",
+        0.1,
+        "ProxylessNAS latency weight lambda (>= 0; the latency pressure).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "proxyless_target_ms",
+        7.0,
+        "Latency normaliser T of the proxyless loss, in ms (> 0).",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "deployment_resolution", 224, "Resolution at which latency is measured."
+        "search_epochs",
+        5,
+        "Search epochs (weights, then theta, each).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "search_warmup_epochs",
+        1,
+        "First search epochs that train the weights only.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "initial_temperature",
+        5.0,
+        "Gumbel-softmax temperature tau0.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "temperature_decay",
+        0.045,
+        "tau = tau0 * exp(-decay * epoch).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "search_batch_size", 32, "Supernet batch size.", flag_values=flag_values
+    )
+    flags.DEFINE_float(
+        "weight_learning_rate",
+        0.05,
+        "Supernet weights' SGD rate.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "theta_learning_rate",
+        0.05,
+        "Architecture logits' Adam rate.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "steps_per_epoch",
+        None,
+        "Cap on weight (and theta) steps per search epoch.",
+        flag_values=flag_values,
     )
 
 
 def dnas_config_from_flags(flag_values: flags.FlagValues) -> DnasConfig:
+    check_finite(
+        flag_values,
+        "fbnet_alpha",
+        "fbnet_beta",
+        "proxyless_lambda",
+        "proxyless_target_ms",
+        "initial_temperature",
+        "temperature_decay",
+        "weight_learning_rate",
+        "theta_learning_rate",
+    )
+    check_positive(
+        flag_values,
+        "fbnet_alpha",
+        "proxyless_target_ms",
+        "initial_temperature",
+        "weight_learning_rate",
+        "theta_learning_rate",
+        "steps_per_epoch",
+    )
+    for name in ("fbnet_beta", "proxyless_lambda", "temperature_decay"):
+        check_range(name, flag_values[name].value, 0, math.inf)
+    check_range("search_epochs", flag_values.search_epochs, 1, MAX_EPOCHS)
+    check_range(
+        "search_warmup_epochs",
+        flag_values.search_warmup_epochs,
+        0,
+        flag_values.search_epochs - 1,
+    )
+    check_range("search_batch_size", flag_values.search_batch_size, 1, MAX_BATCH_SIZE)
+    if flag_values.steps_per_epoch is not None:
+        check_range("steps_per_epoch", flag_values.steps_per_epoch, 1, MAX_STEPS)
     work_dir = flag_values.work_dir or time.strftime("runs/dnas-%Y%m%d-%H%M%S")
-    data = {
-        "dataset": flag_values.dataset,
-        "data_dir": flag_values.data_dir,
-        "manual_dir": flag_values.manual_dir,
-        "resolution": flag_values.proxy_resolution,
-        "validation_fraction": flag_values.validation_fraction,
-        "max_train_examples": flag_values.max_train_examples,
-        "seed": flag_values.seed,
-    }
+    space = flag_values.search_space
+    fields = {field: flag_values[name].value for field, name in FIELD_FLAGS.items()}
     return DnasConfig(
         work_dir=work_dir,
-        space=flag_values.search_space,
-        sharing=flag_values.sharing,
-        loss=flag_values.loss,
-        alpha=flag_values.alpha,
-        beta=flag_values.beta,
-        lam=flag_values.lam,
-        target_ms=flag_values.target_ms,
-        epochs=flag_values.epochs,
-        warmup_epochs=flag_values.warmup_epochs,
-        initial_temperature=flag_values.initial_temperature,
-        temperature_decay=flag_values.temperature_decay,
-        batch_size=flag_values.search_batch_size,
-        weight_learning_rate=flag_values.weight_learning_rate,
-        theta_learning_rate=flag_values.theta_learning_rate,
-        steps_per_epoch=flag_values.steps_per_epoch,
-        data=data,
-        trainer={"epochs": flag_values.final_epochs},
-        deployment_resolution=flag_values.deployment_resolution,
-        lut_path=os.path.expanduser(flag_values.lut),
-        lut_calibrated=flag_values.lut_calibrated,
-        seed=flag_values.seed,
+        space=space,
+        data=proxy_data_kwargs(flag_values),
+        trainer=proxy_trainer_kwargs(flag_values),
+        deployment_resolution=deployment_resolution_from_flags(flag_values),
+        lut_path=lut_path_from_flags(flag_values, space, LUT_BACKEND),
+        **fields,
     )
+
+
+#: Retired names of mnas-dnas's flags.
+RENAMED = {
+    "alpha": "fbnet_alpha",
+    "beta": "fbnet_beta",
+    "lam": "proxyless_lambda",
+    "target_ms": "proxyless_target_ms",
+    "epochs": "search_epochs",
+    "warmup_epochs": "search_warmup_epochs",
+    "final_epochs": "proxy_epochs",
+}

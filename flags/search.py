@@ -1,125 +1,233 @@
-"""Flags of ``mnas-search``, turned into a frozen ``SearchConfig``."""
+"""Flags of ``mnas-search``, turned into a frozen ``SearchConfig``.
+
+The search's own flags (trials, workers, controller) are defined here; the
+proxy task, reward, work directory and deployment resolution come from their
+groups, defined along with them.
+"""
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any
 
 from absl import flags
 
-from mnas.search.reward import REWARD_KINDS, RewardConfig
-from mnas.search.runner import SearchConfig
+from mnas.flags.arch import define_search_space_flag
+from mnas.flags.common import (
+    FLAGS,
+    FlagError,
+    check_finite,
+    check_positive,
+    check_range,
+    define_resume_flag,
+    define_work_dir_flag,
+    defines,
+)
+from mnas.flags.data import (
+    data_config_from_flags,
+    define_proxy_flags,
+    trainer_config_from_flags,
+)
+from mnas.flags.latency import (
+    define_deployment_resolution_flag,
+    deployment_resolution_from_flags,
+)
+from mnas.flags.lut import define_latency_source_flag
+from mnas.flags.reward import define_reward_flags, reward_config_from_flags
+from mnas.latency import LatencyConfig
+
+CONTROLLERS = ("reinforce", "ppo", "random")
+EXECUTORS = ("local", "ray")  # as mnas.search.config (imported lazily)
+MAX_TRIALS = 1_000_000
+MAX_WORKERS = 256
+MAX_TRIAL_RETRIES = 100
 
 
-def define_search_flags() -> None:
-    flags.DEFINE_string(
-        "work_dir",
-        None,
-        "Where the search keeps its state; default runs/search-<date>-<time>.",
+@defines("num_trials")
+def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    define_work_dir_flag(flag_values)
+    define_resume_flag(flag_values)
+    define_search_space_flag(flag_values)
+    define_proxy_flags(flag_values)
+    define_reward_flags(flag_values)
+    define_deployment_resolution_flag(flag_values)
+    define_latency_source_flag(flag_values)
+    flags.DEFINE_integer(
+        "num_trials", 10, "Candidates to evaluate in all.", flag_values=flag_values
     )
-    flags.DEFINE_bool("resume", False, "Continue the search in --work_dir.")
-    flags.DEFINE_string("search_space", "mnasnet", "Search space name.")
-    flags.DEFINE_integer("num_trials", 10, "Candidates to evaluate in all.")
-    flags.DEFINE_integer("num_workers", 1, "Candidate-evaluating worker processes.")
-    flags.DEFINE_integer("seed", 0, "Seeds the controller, data split and training.")
-    flags.DEFINE_integer("top_k", 3, "Best architectures kept as .tflite and printed.")
-    flags.DEFINE_float("trial_timeout_s", 1800.0, "A candidate running longer fails.")
-    # Reward.
+    flags.DEFINE_integer(
+        "num_workers",
+        1,
+        "Candidate-evaluating worker processes (with --executor=ray: the most "
+        "trials in flight; unset, as many as the cluster's nodes fit).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "top_k",
+        3,
+        "Best architectures kept as .tflite and printed.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "trial_timeout_s",
+        1800.0,
+        "A candidate running longer fails.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_enum(
-        "reward", "soft", REWARD_KINDS, "MnasNet soft/hard or TuNAS absolute."
+        "controller",
+        "reinforce",
+        list(CONTROLLERS),
+        "Controller kind.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float(
-        "target_ms",
-        7.0,
-        "Target latency T in ms. The default suits the host backend (MnasNet-A1 "
-        "runs in about 7 ms there); the paper used 75 ms on a Pixel 1.",
+    flags.DEFINE_integer(
+        "controller_batch_size",
+        4,
+        "Rewards per controller update.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float(
-        "alpha", None, "Reward exponent under the target (default per kind)."
-    )
-    flags.DEFINE_float(
-        "beta", None, "Reward exponent over the target (default per kind)."
-    )
-    # Controller.
-    flags.DEFINE_enum(
-        "controller", "reinforce", ["reinforce", "ppo", "random"], "Controller kind."
-    )
-    flags.DEFINE_integer("controller_batch_size", 4, "Rewards per controller update.")
     flags.DEFINE_float(
         "controller_learning_rate",
         None,
         "Controller Adam step size (default per algorithm).",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
-        "entropy_weight", None, "Controller entropy bonus (default per algorithm)."
+        "entropy_weight",
+        None,
+        "Controller entropy bonus (default per algorithm).",
+        flag_values=flag_values,
     )
-    # Proxy task.
-    flags.DEFINE_string(
-        "dataset",
-        "digits",
-        "'digits' (embedded, from scikit-learn), a tensorflow-datasets name, or "
-        "'folder:PATH' for class-named image folders.",
-    )
-    flags.DEFINE_string("data_dir", None, "tensorflow-datasets data_dir.")
-    flags.DEFINE_string("manual_dir", None, "tensorflow-datasets manual_dir.")
-    flags.DEFINE_integer("proxy_resolution", 32, "Proxy training resolution.")
-    flags.DEFINE_integer("proxy_epochs", 4, "Proxy training epochs.")
+    define_executor_flags(flag_values)
     flags.DEFINE_integer(
-        "batch_size", None, "Proxy training batch size (trainer default)."
+        "max_consecutive_failures",
+        5,
+        "Stop the search after this many failed trials in a row (a dead "
+        "backend would fail them all), with their common error; 0 never stops.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float(
-        "learning_rate", None, "Proxy training peak learning rate (trainer default)."
-    )
-    flags.DEFINE_integer("max_train_examples", None, "Cap on proxy training examples.")
-    flags.DEFINE_float(
-        "validation_fraction", 0.2, "Share of train held out for the reward."
-    )
+
+
+def define_executor_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Where candidates are evaluated (docs/many_machines.md)."""
     flags.DEFINE_enum(
-        "latency",
-        "measured",
-        ["measured", "predicted", "verified"],
-        "How a candidate's latency is obtained: 'measured' on the backend; "
-        "'predicted' from the lookup table (--lut, built by `mnas-latency "
-        "--build_lut`); 'verified': predicted, and the top-k trials are also "
-        "measured, both numbers recorded in the journal.",
+        "executor",
+        "local",
+        list(EXECUTORS),
+        "Where candidates are evaluated: local (worker subprocesses of this "
+        "machine) or ray (tasks on a Ray cluster; pip install 'mnas[ray]').",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "ray_address",
+        None,
+        "Ray cluster of --executor=ray: auto (the one this machine joined) or "
+        "HEAD_HOST:PORT; unset: RAY_ADDRESS, else a new one on this machine.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "trial_resources",
+        "CPU=1",
+        "What one trial asks of a Ray node, NAME=AMOUNT,... (CPU, GPU, memory "
+        "in bytes, custom resources), e.g. CPU=2,GPU=1.",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "deployment_resolution", 224, "Resolution at which latency is measured."
+        "trial_retries",
+        2,
+        "Times a Ray trial runs again after losing its node or worker (node "
+        "lost, out of memory) before it fails.",
+        flag_values=flag_values,
     )
+    flags.DEFINE_string(
+        "latency_resource",
+        None,
+        "Ray resource of the devices that time models (e.g. phone, declared by "
+        "ray start --resources on the hosts they are plugged into); unset: "
+        "timed in the search process.",
+        flag_values=flag_values,
+    )
+
+
+RAY_ONLY_FLAGS = ("ray_address", "trial_resources", "trial_retries", "latency_resource")
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """``CPU=2,GPU=1`` as ``{"CPU": 2.0, "GPU": 1.0}``; FlagError otherwise."""
+    found: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, amount = item.strip().partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = math.nan
+        if not sep or not name.strip() or not math.isfinite(value):
+            raise FlagError(
+                "--trial_resources must be NAME=AMOUNT[,NAME=AMOUNT...] with "
+                f"finite amounts, got {text!r}"
+            )
+        if name.strip() in found:
+            raise FlagError(f"--trial_resources names {name.strip()} twice")
+        found[name.strip()] = value
+    return found
+
+
+def executor_fields_from_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
+    """The ``SearchConfig`` fields of the executor flags."""
+    if flag_values.executor != "ray":
+        for name in RAY_ONLY_FLAGS:
+            if flag_values[name].present:
+                raise FlagError(
+                    f"--{name} needs --executor=ray (got --executor="
+                    f"{flag_values.executor})"
+                )
+    check_range("trial_retries", flag_values.trial_retries, 0, MAX_TRIAL_RETRIES)
+    return {
+        "executor": flag_values.executor,
+        "ray_address": flag_values.ray_address or None,
+        "trial_resources": parse_resources(flag_values.trial_resources),
+        "trial_retries": flag_values.trial_retries,
+        "latency_resource": flag_values.latency_resource or None,
+    }
+
+
+def max_concurrent_trials(flag_values: flags.FlagValues) -> int | None:
+    """--num_workers as the Ray executor's cap on trials in flight: only when
+    given (by default the cluster's capacity decides)."""
+    return flag_values.num_workers if flag_values["num_workers"].present else None
 
 
 def search_config_from_flags(
-    flag_values: flags.FlagValues,
-    latency_backend: str,
-    latency_options: dict,
-    latency_cache,
-    lut_path: str | None = None,
-) -> SearchConfig:
-    work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
-    reward = RewardConfig(
-        kind=flag_values.reward,
-        target_ms=flag_values.target_ms,
-        alpha=flag_values.alpha,
-        beta=flag_values.beta,
+    flag_values: flags.FlagValues, latency: LatencyConfig, lut_path: str | None
+):
+    """The search's config; ``latency`` and ``lut_path`` come from the latency
+    and table flags (the lookup table is used unless --latency=measured)."""
+    check_range("num_trials", flag_values.num_trials, 1, MAX_TRIALS)
+    check_range("num_workers", flag_values.num_workers, 1, MAX_WORKERS)
+    check_range("top_k", flag_values.top_k, 1, MAX_TRIALS)
+    check_finite(
+        flag_values, "trial_timeout_s", "controller_learning_rate", "entropy_weight"
     )
-    data = {
-        "dataset": flag_values.dataset,
-        "data_dir": flag_values.data_dir,
-        "manual_dir": flag_values.manual_dir,
-        "resolution": flag_values.proxy_resolution,
-        "validation_fraction": flag_values.validation_fraction,
-        "max_train_examples": flag_values.max_train_examples,
-        "seed": flag_values.seed,
-    }
-    if flag_values.batch_size is not None:
-        data["batch_size"] = flag_values.batch_size
-    trainer = {"epochs": flag_values.proxy_epochs, "seed": flag_values.seed}
-    if flag_values.learning_rate is not None:
-        trainer["learning_rate"] = flag_values.learning_rate
-    controller = {"batch_size": flag_values.controller_batch_size}
-    if flag_values.controller_learning_rate is not None:
-        controller["learning_rate"] = flag_values.controller_learning_rate
-    if flag_values.entropy_weight is not None:
-        controller["entropy_weight"] = flag_values.entropy_weight
+    check_positive(flag_values, "trial_timeout_s", "controller_learning_rate")
+    check_range("entropy_weight", flag_values.entropy_weight or 0.0, 0, math.inf)
+    check_range(
+        "max_consecutive_failures", flag_values.max_consecutive_failures, 0, MAX_TRIALS
+    )
+    executor = executor_fields_from_flags(flag_values)
+    work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
+    data = data_config_from_flags(flag_values)
+    trainer = trainer_config_from_flags(flag_values)
+    from mnas.controller import ControllerConfig
+    from mnas.search import SearchConfig
+
+    controller = ControllerConfig(
+        batch_size=flag_values.controller_batch_size,
+        seed=flag_values.seed,
+        learning_rate=flag_values.controller_learning_rate,
+        entropy_weight=flag_values.entropy_weight,
+    )
     return SearchConfig(
         work_dir=work_dir,
         num_trials=flag_values.num_trials,
@@ -127,16 +235,20 @@ def search_config_from_flags(
         space=flag_values.search_space,
         controller_kind=flag_values.controller,
         controller=controller,
-        reward=reward,
+        reward=reward_config_from_flags(flag_values),
         data=data,
         trainer=trainer,
-        deployment_resolution=flag_values.deployment_resolution,
-        latency_backend=latency_backend,
-        latency_options=latency_options,
-        latency_cache=latency_cache,
+        deployment_resolution=deployment_resolution_from_flags(flag_values),
+        latency=latency,
         latency_mode=flag_values.latency,
         lut_path=lut_path if flag_values.latency != "measured" else None,
         top_k=flag_values.top_k,
         trial_timeout_s=flag_values.trial_timeout_s,
+        max_consecutive_failures=flag_values.max_consecutive_failures or None,
         seed=flag_values.seed,
+        **executor,
     )
+
+
+#: Retired names of mnas-search's flags (the reward's exponents).
+RENAMED = {"alpha": "reward_alpha", "beta": "reward_beta"}

@@ -4,7 +4,9 @@ A search samples thousands of candidates and many repeat; timing each one
 again wastes device time.  Entries are keyed by the SHA-256 of the exact
 ``.tflite`` bytes plus the backend fingerprint key, so a result is reused
 only for the same file on the same device, runtime and settings.  Values
-are JSON (no pickle).  WAL mode, a busy timeout and short ``BEGIN
+are JSON (no pickle), including a result's interval, conditions and
+``stable`` flag, so an unstable figure is stored flagged and re-measured on
+the next hit rather than reused.  WAL mode, a busy timeout and short ``BEGIN
 IMMEDIATE`` transactions let several processes read and write at once.
 """
 
@@ -147,18 +149,31 @@ class CachedBackend(LatencyBackend):
     """Wraps a backend so that repeated files are answered from the cache.
 
     ``bypass=True`` always measures afresh (for re-timing suspect entries)
-    and stores the new result over the old one.
+    and stores the new result over the old one.  A cached result flagged
+    unstable (:attr:`LatencyResult.stable` is False) is measured again,
+    unless ``accept_unstable=True``; ``require_interval=True`` also
+    re-measures cached results that carry no interval at all (measured
+    before adaptive measurement existed, or by a plain backend).  The new
+    result replaces the old, flagged or not.
     """
 
     def __init__(
-        self, backend: LatencyBackend, cache: LatencyCache, bypass: bool = False
+        self,
+        backend: LatencyBackend,
+        cache: LatencyCache,
+        bypass: bool = False,
+        accept_unstable: bool = False,
+        require_interval: bool = False,
     ) -> None:
         self.backend = backend
         self.cache = cache
         self.bypass = bypass
+        self.accept_unstable = accept_unstable
+        self.require_interval = require_interval
         self.name = backend.name
         self.hits = 0
         self.misses = 0
+        self.remeasured = 0
         self._lock = threading.Lock()
 
     def fingerprint(self) -> BackendFingerprint:
@@ -167,14 +182,23 @@ class CachedBackend(LatencyBackend):
     def measure(self, tflite_path: str) -> LatencyResult:
         digest = sha256_file(tflite_path)
         fingerprint = self.backend.fingerprint()
+        stale = False
         if not self.bypass:
             cached = self.cache.get(digest, fingerprint)
             if cached is not None:
-                with self._lock:
-                    self.hits += 1
-                return cached
+                if self._usable(cached):
+                    with self._lock:
+                        self.hits += 1
+                    return cached
+                stale = True
         result = self.backend.measure(tflite_path)
         with self._lock:
             self.misses += 1
+            self.remeasured += int(stale)
         self.cache.put(digest, result, fingerprint)
         return result
+
+    def _usable(self, cached: LatencyResult) -> bool:
+        if cached.stable is False and not self.accept_unstable:
+            return False
+        return not (self.require_interval and cached.uncertainty is None)

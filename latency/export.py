@@ -1,4 +1,9 @@
-"""Keras model -> ``.tflite`` bytes, in the form a phone would run.
+"""Architecture or Keras model -> ``.tflite`` file, in the form a phone would run.
+
+:func:`export_to_file` is the one build -> export -> atomic-write path of the
+project (binaries, the search's workers, the DNAS and scaling loops, the
+predictor's whole-model timing, benchmarks); :func:`export_tflite` is its
+conversion step.
 
 Latency must be measured on the graph that ships: inference mode, batch 1,
 batch norm folded into the convolutions and activations fused.  Converting
@@ -11,18 +16,27 @@ variables (VAR_HANDLE/READ_VARIABLE ops, unfolded batch norm, ~4x slower).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from mnas.io.atomic import write_bytes_atomic
+from mnas.search_space import ArchSpec
 
 if TYPE_CHECKING:
     import keras
 
 Quantization = Literal["none", "dynamic", "int8"]
 QUANTIZATIONS: tuple[str, ...] = ("none", "dynamic", "int8")
+#: File-name suffix of each quantization (``<stem>_<suffix>.tflite``).
+FILE_SUFFIXES = {"none": "float", "dynamic": "dynamic", "int8": "int8"}
 DEFAULT_CALIBRATION_SAMPLES = 100
+DEFAULT_NUM_CLASSES = 1000
 
 # Substrings (upper case) of op names that must never reach an inference
 # graph: training-mode batch norm, dropout/random ops, unfrozen variables.
@@ -115,6 +129,188 @@ def export_tflite(
     if bad:
         raise RuntimeError(f"exported graph still has training-only ops: {bad}")
     return flatbuffer
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedFile:
+    """A written ``.tflite`` file; ``flatbuffer`` is its content."""
+
+    path: str
+    quantization: str
+    size_bytes: int
+    seconds: float  # build (if any) + conversion + write
+    flatbuffer: bytes = dataclasses.field(repr=False)
+
+
+def export_to_file(
+    source: ArchSpec | keras.Model,
+    path: str,
+    *,
+    quantization: Quantization = "none",
+    resolution: int | None = None,
+    num_classes: int | None = None,
+    weights_from: keras.Model | None = None,
+    representative_data: Iterable[np.ndarray] | None = None,
+    num_calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    seed: int = 0,
+    clear_session: bool = False,
+) -> ExportedFile:
+    """Builds (for an ``ArchSpec``), converts and atomically writes ``path``.
+
+    Args:
+      source: an architecture, built here at batch 1, or a built Keras model
+        exported as it is.
+      path: the ``.tflite`` file; written via a ``.partial`` file and a
+        rename, so a reader never sees half of it.
+      quantization, representative_data, num_calibration_samples, seed: as
+        in :func:`export_tflite`.
+      resolution: input side of the built model (default: the spec's own).
+      num_classes: classifier width (default: ``weights_from``'s, else 1000).
+      weights_from: a model of the same architecture (e.g. trained at the
+        proxy resolution) whose weights the built one takes; the network is
+        fully convolutional up to global pooling, so they fit at any
+        resolution.
+      clear_session: reset Keras' global state before building (long loops
+        that build many models).
+
+    Raises:
+      ValueError: resolution, num_classes or weights_from given with a
+        model source, or anything :func:`export_tflite` refuses.
+    """
+    start = time.perf_counter()
+    if isinstance(source, ArchSpec):
+        model = _build(source, resolution, num_classes, weights_from, clear_session)
+    else:
+        given = [
+            name
+            for name, value in (
+                ("resolution", resolution),
+                ("num_classes", num_classes),
+                ("weights_from", weights_from),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply to an ArchSpec source, not to a model"
+            )
+        model = source
+    flatbuffer = export_tflite(
+        model,
+        quantization,
+        representative_data,
+        num_calibration_samples=num_calibration_samples,
+        seed=seed,
+    )
+    write_bytes_atomic(path, flatbuffer)
+    return ExportedFile(
+        path=str(path),
+        quantization=quantization,
+        size_bytes=len(flatbuffer),
+        seconds=time.perf_counter() - start,
+        flatbuffer=flatbuffer,
+    )
+
+
+def export_quantizations(
+    model: keras.Model,
+    folder: str,
+    name: str,
+    quantizations: Sequence[str] = QUANTIZATIONS,
+    representative_data: Sequence[np.ndarray] | None = None,
+    num_calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+) -> list[ExportedFile]:
+    """``<name>_<float|dynamic|int8>.tflite`` in ``folder``, one per
+    quantization (``representative_data`` calibrates int8 only)."""
+    return [
+        export_to_file(
+            model,
+            os.path.join(folder, tflite_file_name(name, quantization)),
+            quantization=quantization,  # type: ignore[arg-type]
+            representative_data=representative_data if quantization == "int8" else None,
+            num_calibration_samples=num_calibration_samples,
+        )
+        for quantization in quantizations
+    ]
+
+
+def size_table(exported: Sequence[ExportedFile]) -> str:
+    """File, quantization, size (and relative to the float file), seconds."""
+    from mnas.io.tables import format_table
+
+    float_size = next(
+        (e.size_bytes for e in exported if e.quantization == "none"), None
+    )
+    rows = [
+        (
+            os.path.basename(e.path),
+            e.quantization,
+            e.size_bytes,
+            round(e.size_bytes / 2**20, 2),
+            "-" if float_size is None else round(e.size_bytes / float_size, 3),
+            round(e.seconds, 1),
+        )
+        for e in exported
+    ]
+    return format_table(
+        ("file", "quantization", "bytes", "MiB", "size / float", "export s"), rows
+    )
+
+
+def _build(
+    spec: ArchSpec,
+    resolution: int | None,
+    num_classes: int | None,
+    weights_from: keras.Model | None,
+    clear_session: bool,
+) -> keras.Model:
+    import keras
+
+    from mnas.model import build_model
+
+    if clear_session:
+        keras.backend.clear_session()
+    if num_classes is None:
+        num_classes = (
+            DEFAULT_NUM_CLASSES
+            if weights_from is None
+            else int(weights_from.output_shape[-1])
+        )
+    side = spec.resolution if resolution is None else resolution
+    model = build_model(spec, (side, side, 3), num_classes)
+    if weights_from is not None:
+        model.set_weights(weights_from.get_weights())
+    return model
+
+
+def file_stem(name: str) -> str:
+    """``name`` with every character but letters, digits, ``-_.`` replaced."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
+
+
+def tflite_file_name(name: str, quantization: str | None = None) -> str:
+    """``<stem>_<float|dynamic|int8>.tflite``, or ``<stem>.tflite`` without a
+    quantization."""
+    stem = file_stem(name)
+    if quantization is None:
+        return f"{stem}.tflite"
+    if quantization not in FILE_SUFFIXES:
+        raise ValueError(
+            f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}"
+        )
+    return f"{stem}_{FILE_SUFFIXES[quantization]}.tflite"
+
+
+def export_name(spec: ArchSpec) -> str:
+    """The spec's name, plus any scaling or non-default resolution."""
+    name = spec.name
+    if spec.width_multiplier != 1.0:
+        name += f"_w{spec.width_multiplier:g}"
+    if spec.depth_multiplier != 1.0:
+        name += f"_d{spec.depth_multiplier:g}"
+    if spec.resolution != 224:
+        name += f"_r{spec.resolution}"
+    return name
 
 
 def batch1_input_shape(model: keras.Model) -> list[int]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mnas.latency.measure.uncertainty import Uncertainty, format_ms
+
 
 @dataclass(frozen=True)
 class BackendFingerprint:
@@ -104,6 +106,13 @@ class LatencyResult:
     (benchmark_model prints mean/std/min/max, no percentiles); then
     ``median_ms`` holds the mean and ``median_is_mean`` says so, so callers
     can tell a true median from a stand-in.
+
+    ``uncertainty`` is set by an adaptive measurement (several rounds, each
+    a fresh interpreter or process): then ``median_ms`` is its estimate
+    (the mean over rounds of each round's median) so every reader of
+    ``median_ms`` gets it, the other statistics pool all timed runs, and
+    ``stable`` says whether the figure may be used.  A single run of a
+    backend has no uncertainty (``stable`` is None: unknown).
     """
 
     median_ms: float
@@ -119,6 +128,7 @@ class LatencyResult:
     fingerprint: BackendFingerprint
     median_is_mean: bool = False
     extra: tuple[tuple[str, float], ...] = field(default=())
+    uncertainty: Uncertainty | None = None
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -131,6 +141,26 @@ class LatencyResult:
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
         if self.min_ms > self.max_ms:
             raise ValueError(f"min_ms {self.min_ms} > max_ms {self.max_ms}")
+
+    @property
+    def stable(self) -> bool | None:
+        """True/False from an adaptive measurement; None without one."""
+        return None if self.uncertainty is None else self.uncertainty.stable
+
+    def summary(self) -> str:
+        """One line for binaries and logs, with the interval where known.
+
+        ``9.53 ms ±2.1% (95% CI 9.33-9.73, 6 rounds, spread 4%, load 0.9,
+        steal 0.0%, freq unavailable) stable``; without an interval it says
+        so instead of printing a bare number.
+        """
+        if self.uncertainty is not None:
+            return self.uncertainty.describe()
+        what = "mean" if self.median_is_mean else "median"
+        return (
+            f"{format_ms(self.median_ms)} ms ({what} of {self.runs} runs in one "
+            "round: no interval, stability unknown)"
+        )
 
     @property
     def cv(self) -> float:
@@ -181,6 +211,10 @@ class LatencyResult:
                 value = value.to_dict()
             elif f.name == "extra":
                 value = [[k, v] for k, v in value]
+            elif f.name == "uncertainty":
+                if value is None:
+                    continue  # keeps the dict of a plain result as before
+                value = value.to_dict()
             out[f.name] = value
         return out
 
@@ -204,4 +238,9 @@ class LatencyResult:
             fingerprint=BackendFingerprint.from_dict(data["fingerprint"]),
             median_is_mean=bool(data.get("median_is_mean", False)),
             extra=tuple((str(k), float(v)) for k, v in data.get("extra", ())),
+            uncertainty=(
+                None
+                if data.get("uncertainty") is None
+                else Uncertainty.from_dict(data["uncertainty"])
+            ),
         )

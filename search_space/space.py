@@ -1,9 +1,13 @@
 """The MnasNet factorized hierarchical search space, declared as a value.
 
 The space is data (a frozen dataclass of choice tuples relative to a skeleton),
-and one traversal (``_block_choices``) serves ``decisions``, ``decode``,
-``encode`` and ``sample``, so they cannot drift apart. Other spaces are declared
-by constructing another ``FactorizedSearchSpace``.
+and one public traversal serves everything that walks it: ``block_choices``
+(the values of each decision of a block), ``decision_name`` (the one spelling
+of a decision's name) and ``slots`` (every layer slot with its shapes and the
+decisions that shape it). ``decisions``, ``decode``, ``encode`` and ``sample``
+here, and the supernet, the lookup-table keys and the expected latency outside,
+all go through them, so they cannot drift apart. Other spaces are declared by
+constructing another ``FactorizedSearchSpace``.
 
 Decisions per block, in order: ``conv_op``, ``kernel``, ``se_ratio``, ``skip``,
 ``filters``, ``layers``. All layers of a block share its choices; the first
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -30,6 +35,7 @@ from mnas.search_space.block_args import BlockArgs
 from mnas.search_space.decision import Decision
 from mnas.search_space.errors import ActionError, NotInSpaceError
 from mnas.search_space.presets import MOBILENET_V2_SKELETON
+from mnas.search_space.validation import shown
 
 DECISION_KINDS: tuple[str, ...] = (
     "conv_op",
@@ -44,6 +50,68 @@ LAYER_DECISION_KINDS: tuple[str, ...] = ("conv_op", "kernel", "se_ratio", "skip"
 #: ...and these stay per block (they fix the block's shape).
 BLOCK_DECISION_KINDS: tuple[str, ...] = ("filters", "layers")
 SHARINGS: tuple[str, ...] = ("block", "layer")
+
+
+def decision_name(block: int, kind: str, slot: int | None = None) -> str:
+    """The name of a decision: ``block{b}/{kind}``, or ``block{b}/layer{r}/{kind}``
+    for a choice made per layer slot (FBNet sharing)."""
+    if slot is None:
+        return f"block{block}/{kind}"
+    return f"block{block}/layer{slot}/{kind}"
+
+
+def strided_size(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-padded stride: ceil(size / stride)."""
+    return -(-size // stride)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSlot:
+    """One layer slot of the space: where it sits, what shapes it can see and
+    which decisions choose them (under one sharing).
+
+    Slot 0 of a block takes the previous block's widths (the stem's for block
+    0, which no decision chooses: ``in_decision`` is None) and carries the
+    block's stride; later slots take the block's own widths. ``exists[i]`` says
+    whether the slot is built under the ``i``-th layer-count choice.
+    """
+
+    block: int
+    slot: int
+    stride: int
+    input_size: int
+    in_widths: tuple[int, ...]
+    in_decision: str | None
+    out_widths: tuple[int, ...]
+    out_decision: str
+    layer_decisions: tuple[str, ...]  # one per LAYER_DECISION_KINDS
+    layers_decision: str
+    exists: tuple[bool, ...]
+
+    @property
+    def kind_decisions(self) -> dict[str, str]:
+        """conv_op/kernel/se_ratio/skip -> the decision that chooses it here."""
+        return dict(zip(LAYER_DECISION_KINDS, self.layer_decisions))
+
+    @property
+    def output_size(self) -> int:
+        return strided_size(self.input_size, self.stride)
+
+    @property
+    def in_max(self) -> int:
+        return max(self.in_widths)
+
+    @property
+    def out_max(self) -> int:
+        return max(self.out_widths)
+
+    @property
+    def width_pairs(self) -> tuple[tuple[int, int], ...]:
+        """(input, output) widths the slot can see: any pair when the input comes
+        from another decision, equal widths when the block's own choice feeds it."""
+        if self.in_decision == self.out_decision:
+            return tuple(zip(self.out_widths, self.out_widths))
+        return tuple(itertools.product(self.in_widths, self.out_widths))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +161,10 @@ class FactorizedSearchSpace:
     depth_divisor: int = 8
 
     # -- the one traversal ------------------------------------------------------
-    def _block_choices(self, skeleton: SkeletonBlock) -> dict[str, tuple]:
+    def block_choices(self, block_index: int) -> dict[str, tuple]:
+        """The values of each decision kind of block ``block_index``, in
+        ``DECISION_KINDS`` order (conv ops as ``ConvOpChoice``, filters rounded)."""
+        skeleton = self.skeleton[block_index]
         filters = tuple(
             round_filters(skeleton.filters, m, self.depth_divisor)
             for m in self.filter_multipliers
@@ -119,29 +190,31 @@ class FactorizedSearchSpace:
 
     def decisions(self) -> tuple[Decision, ...]:
         result = []
-        for index, skeleton in enumerate(self.skeleton):
-            for kind, values in self._block_choices(skeleton).items():
+        for index in range(len(self.skeleton)):
+            for kind, values in self.block_choices(index).items():
                 result.append(
-                    Decision(f"block{index}/{kind}", kind, self._labels(kind, values))
+                    Decision(
+                        decision_name(index, kind), kind, self._labels(kind, values)
+                    )
                 )
         return tuple(result)
 
     def max_layers(self, block_index: int) -> int:
         """The most layers block ``block_index`` can have (its layer slots)."""
-        return max(self._block_choices(self.skeleton[block_index])["layers"])
+        return max(self.block_choices(block_index)["layers"])
 
     def layerwise_decisions(self) -> tuple[Decision, ...]:
         """FBNet-style sharing: op, kernel, SE and skip per layer slot; filters and
         layer count per block. Names: ``block{b}/layer{r}/{kind}``, ``block{b}/{kind}``.
         Slots beyond a block's chosen layer count are ignored by the decoder."""
         result = []
-        for index, skeleton in enumerate(self.skeleton):
-            choices = self._block_choices(skeleton)
+        for index in range(len(self.skeleton)):
+            choices = self.block_choices(index)
             for slot in range(self.max_layers(index)):
                 for kind in LAYER_DECISION_KINDS:
                     result.append(
                         Decision(
-                            f"block{index}/layer{slot}/{kind}",
+                            decision_name(index, kind, slot),
                             kind,
                             self._labels(kind, choices[kind]),
                         )
@@ -149,7 +222,9 @@ class FactorizedSearchSpace:
             for kind in BLOCK_DECISION_KINDS:
                 result.append(
                     Decision(
-                        f"block{index}/{kind}", kind, self._labels(kind, choices[kind])
+                        decision_name(index, kind),
+                        kind,
+                        self._labels(kind, choices[kind]),
                     )
                 )
         return tuple(result)
@@ -161,7 +236,45 @@ class FactorizedSearchSpace:
             return self.decisions()
         if sharing == "layer":
             return self.layerwise_decisions()
-        raise ActionError(f"sharing must be one of {SHARINGS}, got {sharing!r}")
+        raise ActionError(f"sharing must be one of {SHARINGS}, got {shown(sharing)}")
+
+    def slots(self, sharing: str = "block") -> tuple[LayerSlot, ...]:
+        """Every layer slot of the space in network order, with the names of the
+        decisions of ``sharing`` that choose its op, kernel, SE, skip, widths and
+        existence (see ``LayerSlot``)."""
+        self.decisions_for(sharing)  # validates ``sharing``
+        slots = []
+        size = strided_size(self.resolution, 2)  # after the stem
+        in_widths: tuple[int, ...] = (self.stem_filters,)
+        in_decision: str | None = None
+        for b in range(len(self.skeleton)):
+            choices = self.block_choices(b)
+            widths, counts = tuple(choices["filters"]), tuple(choices["layers"])
+            out_decision = decision_name(b, "filters")
+            for r in range(self.max_layers(b)):
+                stride = self.skeleton[b].stride if r == 0 else 1
+                per_layer = r if sharing == "layer" else None
+                slots.append(
+                    LayerSlot(
+                        block=b,
+                        slot=r,
+                        stride=stride,
+                        input_size=size,
+                        in_widths=in_widths if r == 0 else widths,
+                        in_decision=in_decision if r == 0 else out_decision,
+                        out_widths=widths,
+                        out_decision=out_decision,
+                        layer_decisions=tuple(
+                            decision_name(b, kind, per_layer)
+                            for kind in LAYER_DECISION_KINDS
+                        ),
+                        layers_decision=decision_name(b, "layers"),
+                        exists=tuple(count > r for count in counts),
+                    )
+                )
+                size = strided_size(size, stride)
+            in_widths, in_decision = widths, out_decision
+        return tuple(slots)
 
     def decode_for(self, sharing: str, actions: Sequence[int]) -> ArchSpec:
         if sharing == "layer":
@@ -179,13 +292,13 @@ class FactorizedSearchSpace:
         blocks: list[BlockArgs] = []
         input_filters = self.stem_filters
         for index, skeleton in enumerate(self.skeleton):
-            options = self._block_choices(skeleton)
-            filters = options["filters"][chosen[f"block{index}/filters"]]
-            num_layers = options["layers"][chosen[f"block{index}/layers"]]
+            options = self.block_choices(index)
+            filters = options["filters"][chosen[decision_name(index, "filters")]]
+            num_layers = options["layers"][chosen[decision_name(index, "layers")]]
             runs: list[tuple[tuple, int]] = []
             for slot in range(num_layers):
                 key = tuple(
-                    chosen[f"block{index}/layer{slot}/{kind}"]
+                    chosen[decision_name(index, kind, slot)]
                     for kind in LAYER_DECISION_KINDS
                 )
                 if runs and runs[-1][0] == key:
@@ -252,9 +365,7 @@ class FactorizedSearchSpace:
             chosen = actions[index * per_block : (index + 1) * per_block]
             values = {
                 kind: options[a]
-                for (kind, options), a in zip(
-                    self._block_choices(skeleton).items(), chosen
-                )
+                for (kind, options), a in zip(self.block_choices(index).items(), chosen)
             }
             op: ConvOpChoice = values["conv_op"]
             block = BlockArgs(
@@ -301,7 +412,7 @@ class FactorizedSearchSpace:
                     f"{spec.name}: block {index} stride {block.stride} differs from the "
                     f"space's {skeleton.stride}"
                 )
-            choices = self._block_choices(skeleton)
+            choices = self.block_choices(index)
             wanted = {
                 "conv_op": (block.conv_op, block.expand_ratio),
                 "kernel": block.kernel_size,
@@ -343,29 +454,41 @@ class FactorizedSearchSpace:
 def _check_actions(
     space_name: str, decisions: Sequence[Decision], actions: Sequence[int]
 ) -> tuple[int, ...]:
-    try:
-        values = list(actions)
-    except TypeError:
+    """``actions`` as a tuple of ints: a sequence (or 1-D integer array) of
+    one in-range integer per decision. Text, bytes (a sequence of small ints),
+    mappings, sets and iterators are refused, as are floats and bools."""
+    count = len(decisions)
+    if isinstance(actions, np.ndarray):
+        if actions.ndim != 1 or not np.issubdtype(actions.dtype, np.integer):
+            raise ActionError(
+                f"actions must be a 1-D integer array of {count} actions, got a "
+                f"{actions.dtype} array of shape {actions.shape}"
+            )
+    elif isinstance(actions, str | bytes | bytearray | memoryview) or not isinstance(
+        actions, Sequence
+    ):
         raise ActionError(
-            f"actions must be a sequence of {len(decisions)} integers, "
+            f"actions must be a sequence of {count} integers, "
             f"got {type(actions).__name__}"
-        ) from None
-    if len(values) != len(decisions):
+        )
+    if len(actions) != count:
         raise ActionError(
-            f"expected {len(decisions)} actions for search space {space_name!r}, "
-            f"got {len(values)}"
+            f"expected {count} actions for search space {space_name!r}, "
+            f"got {len(actions)}"
         )
     checked = []
-    for decision, value in zip(decisions, values):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    for decision, value in zip(decisions, actions):
+        if isinstance(value, bool | np.bool_) or not isinstance(
+            value, int | np.integer
+        ):
             raise ActionError(
                 f"action for decision {decision.name!r} must be an integer, "
-                f"got {value!r}"
+                f"got {shown(value)}"
             )
         if not 0 <= value < decision.num_choices:
             raise ActionError(
-                f"action {value} for decision {decision.name!r} is out of range "
-                f"[0, {decision.num_choices})"
+                f"action {shown(value)} for decision {decision.name!r} is out of "
+                f"range [0, {decision.num_choices})"
             )
         checked.append(int(value))
     return tuple(checked)
@@ -381,8 +504,8 @@ _SPACES = {MNASNET_SPACE.name: MNASNET_SPACE}
 
 
 def get_search_space(name: str = "mnasnet") -> FactorizedSearchSpace:
-    if name not in _SPACES:
+    if not isinstance(name, str) or name not in _SPACES:
         raise ActionError(
-            f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}"
+            f"unknown search space {shown(name)}; known spaces: {', '.join(sorted(_SPACES))}"
         )
     return _SPACES[name]

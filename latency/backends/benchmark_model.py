@@ -5,6 +5,12 @@ Android phone over adb (the paper's setup: single thread, big core via
 ``taskset``, batch 1).  Anything that is not a clean run with parsable
 timings raises LatencyError with the command and its output tail: a crash,
 a timeout, a device that vanished, output in an unknown form.
+
+For adaptive measurement (:mod:`mnas.latency.measure`) every ``measure``
+call is one round in a fresh process.  benchmark_model prints statistics
+lines (count, mean, std, min, max), never the time of each run, so a round
+contributes its mean (``median_is_mean``), std and run count, and the
+estimator draws the within-round noise from that round's standard error.
 """
 
 from __future__ import annotations

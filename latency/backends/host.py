@@ -18,6 +18,7 @@ from mnas.latency.backend import LatencyBackend
 from mnas.latency.backends.affinity import pinned_to
 from mnas.latency.backends.sysinfo import host_cpu_model, host_machine, litert_version
 from mnas.latency.errors import LatencyError
+from mnas.latency.measure.rounds import Round
 from mnas.latency.result import BackendFingerprint, LatencyResult
 
 
@@ -93,9 +94,34 @@ class HostBackend(LatencyBackend):
 
     def measure(self, tflite_path: str) -> LatencyResult:
         with pinned_to(self.options.cpus):
-            return self._measure(str(tflite_path))
+            samples, init_ms, first_run_ms = self._time(str(tflite_path))
+        return LatencyResult.from_samples(
+            samples, self.fingerprint(), init_ms=init_ms, first_run_ms=first_run_ms
+        )
 
-    def _measure(self, path: str) -> LatencyResult:
+    def measure_rounds(self, tflite_path: str, rounds: int) -> list[Round]:
+        """``rounds`` rounds, each with a fresh interpreter, keeping run times.
+
+        A new interpreter per round places the model's buffers anew, which
+        is part of what moves latency between rounds; the adaptive layer
+        (:mod:`mnas.latency.measure.adaptive`) samples that spread.  Each
+        round runs this backend's warm-up and timed loop.
+        """
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        fingerprint = self.fingerprint()
+        out = []
+        with pinned_to(self.options.cpus):
+            for _ in range(rounds):
+                samples, init_ms, first_run_ms = self._time(str(tflite_path))
+                result = LatencyResult.from_samples(
+                    samples, fingerprint, init_ms=init_ms, first_run_ms=first_run_ms
+                )
+                out.append(Round(result, tuple(samples)))
+        return out
+
+    def _time(self, path: str) -> tuple[list[float], float, float]:
+        """(run times, init ms, first run ms) with a freshly loaded interpreter."""
         opts = self.options
         clock = self._clock
         start = clock()
@@ -129,10 +155,7 @@ class HostBackend(LatencyBackend):
             t0 = clock()
             invoke()
             samples.append((clock() - t0) * 1e3)
-
-        return LatencyResult.from_samples(
-            samples, self.fingerprint(), init_ms=init_ms, first_run_ms=first_run_ms
-        )
+        return samples, init_ms, first_run_ms
 
     def _load(self, path: str):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType

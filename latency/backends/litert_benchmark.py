@@ -4,6 +4,13 @@ Running the vendor's own tool as a subprocess gives an independent check
 on the in-process host figure: same runtime, different code path
 (``CompiledModel`` rather than ``Interpreter``) and a fresh process.  Its
 JSON rounds every time to 0.01 ms, so sub-0.1 ms toys lose precision.
+
+For adaptive measurement (:mod:`mnas.latency.measure`) every ``measure``
+call is one round in a fresh process.  The tool keeps its per-run times to
+itself (``--result_json`` holds only median, mean, std, percentiles and
+the run count; checked in ai-edge-litert 2.3.0), so a round contributes its
+median, std and run count, and the estimator draws that round's
+within-round noise from its standard error instead of resampling runs.
 """
 
 from __future__ import annotations

@@ -3,21 +3,25 @@
 Each entry is exported as its own tiny ``.tflite`` (``lut_graph``) and timed
 by the backend the table is for, so a table for a phone is measured on the
 phone. Entries are appended to the table file as they are measured: a killed
-build resumes by measuring only what the file lacks.
+build resumes by measuring only what the file lacks. A build holds a lock on
+the table file (``<table>.lock``), so a second build of the same file is
+refused while the first runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 
+from mnas.io.lock import FileLock, LockedError
 from mnas.latency.backend import LatencyBackend
 from mnas.latency.lut.graph import export_entry
 from mnas.latency.lut.keys import DEFAULT_NUM_CLASSES, LayerKey, space_keys
-from mnas.latency.lut.table import Entry, LookupTable, TableHeader
+from mnas.latency.lut.table import Entry, LookupTable, LookupTableError, TableHeader
 from mnas.search_space.space import FactorizedSearchSpace
 
 ProgressFn = Callable[[int, int, str], None]
@@ -145,6 +149,29 @@ def build_space_table(
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     table.check_compatible(backend.fingerprint(), space.identity())
+    with table_lock(table.path):
+        return _build(table, space, backend, progress, rounds)
+
+
+def table_lock(path: str | None) -> contextlib.AbstractContextManager:
+    """Takes ``<path>.lock`` (held until the returned context exits), so that two
+    builds of one table file never run at once: ``LookupTableError`` names the
+    other builder's pid. Nothing for an in-memory table."""
+    if path is None:
+        return contextlib.nullcontext()
+    try:
+        return FileLock(f"{path}.lock", f"lookup table {path}").acquire()
+    except LockedError as error:
+        raise LookupTableError(str(error)) from None
+
+
+def _build(
+    table: LookupTable,
+    space: FactorizedSearchSpace,
+    backend: LatencyBackend,
+    progress: ProgressFn | None,
+    rounds: int,
+) -> BuildReport:
     keys = space_keys(space, table.header.num_classes)
     present = len(keys) - len(table.missing(keys))
     start = time.monotonic()

@@ -1,8 +1,7 @@
 """Whole-model measurements for the latency predictor: calibration and evaluation.
 
-This joins the builder (a Keras model per architecture, exported the way the
-search exports) with the latency layer (backend, table, predictor), which is
-why it lives in ``mnas`` and not in ``mnas.latency``.
+Each architecture is built and exported by ``mnas.latency.export.export_to_file``,
+the way the search exports its candidates, then timed on the backend.
 
 Timing noise on a shared machine is larger than the predictor's error (two
 30-run medians of one model can differ by 10-25%, REFERENCE.md §3), so whole
@@ -21,28 +20,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mnas.latency.backend import LatencyBackend
+from mnas.latency.export import export_to_file
 from mnas.latency.lut.predictor import LatencyPredictor, fit_calibration
 from mnas.latency.lut.table import Calibration
 from mnas.search_space import ArchSpec
 from mnas.search_space.space import FactorizedSearchSpace
 
 ProgressFn = Callable[[int, int, str], None]
-
-
-def export_arch(
-    spec: ArchSpec, path: str, resolution: int | None = None, num_classes: int = 1000
-) -> None:
-    """``spec`` as the float ``.tflite`` a phone would run (random weights)."""
-    import keras
-
-    from mnas.latency.export import export_tflite
-    from mnas.model.builder import build_model
-
-    resolution = spec.resolution if resolution is None else resolution
-    keras.backend.clear_session()
-    model = build_model(spec, (resolution, resolution, 3), num_classes)
-    with open(path, "wb") as handle:
-        handle.write(export_tflite(model))
 
 
 def measure_interleaved(
@@ -93,8 +77,13 @@ def measure_specs(
         for index, spec in enumerate(specs):
             path = os.path.join(folder, f"arch{index:04d}.tflite")
             if not os.path.exists(path):
-                export_arch(spec, path + ".partial", resolution, num_classes)
-                os.replace(path + ".partial", path)
+                export_to_file(
+                    spec,
+                    path,
+                    resolution=resolution,
+                    num_classes=num_classes,
+                    clear_session=True,
+                )
             paths.append(path)
             if progress is not None:
                 progress(index + 1, len(specs), f"exported {spec.name}")

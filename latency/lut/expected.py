@@ -24,17 +24,13 @@ from mnas.latency.lut.keys import (
     LayerKey,
     classifier_key,
     head_key,
-    layer_key,
     slot_block_args,
-    space_slots,
+    slot_key,
     stem_key,
 )
 from mnas.latency.lut.predictor import LatencyPredictor
 from mnas.latency.lut.table import LookupTable, MissingEntryError
-from mnas.model.plan import conv_output_size
 from mnas.search_space.space import FactorizedSearchSpace
-
-_OP_KINDS = ("conv_op", "kernel", "se_ratio", "skip")
 
 
 class ExpectedLatency:
@@ -59,7 +55,7 @@ class ExpectedLatency:
         table = predictor.table
         table.check_compatible(space_identity=space.identity())
         classes = table.header.num_classes if num_classes is None else num_classes
-        self._slots = space_slots(space)
+        self._slots = space.slots(sharing)
         keys = self._all_keys(classes)
         missing = table.missing(keys)
         if missing:
@@ -74,29 +70,22 @@ class ExpectedLatency:
         keys = [stem_key(space.stem_filters, space.resolution, space.activation)]
         for slot in self._slots:
             for *_, block in slot_block_args(space):
-                for c_in, c_out in slot.channel_pairs:
-                    keys.append(
-                        layer_key(
-                            block, c_in, c_out, slot.stride, slot.size, space.activation
-                        )
-                    )
+                for c_in, c_out in slot.width_pairs:
+                    keys.append(slot_key(space, slot, block, c_in, c_out))
         keys.extend(self._head_keys())
         keys.append(self._classifier_key(num_classes))
         return keys
 
-    def _final_size(self) -> int:
-        last = self._slots[-1]
-        return conv_output_size((last.size, last.size), last.stride)[0]
-
     def _head_keys(self) -> list[LayerKey]:
-        space = self.space
+        space, last = self.space, self._slots[-1]
         return [
-            head_key(c, space.head_filters, self._final_size(), space.activation)
-            for c in self._slots[-1].output_channels
+            head_key(c, space.head_filters, last.output_size, space.activation)
+            for c in last.out_widths
         ]
 
     def _classifier_key(self, num_classes: int) -> LayerKey:
-        return classifier_key(self.space.head_filters, self._final_size(), num_classes)
+        size = self._slots[-1].output_size
+        return classifier_key(self.space.head_filters, size, num_classes)
 
     def _build_tensors(self, num_classes: int) -> None:
         import tensorflow as tf
@@ -113,45 +102,34 @@ class ExpectedLatency:
         ) + ms(self._classifier_key(num_classes))
         self._slot_tensors = []
         for slot in self._slots:
-            n_in, n_out = len(slot.input_channels), len(slot.output_channels)
-            if slot.slot == 0:
-                values = np.zeros((*counts, n_in, n_out), np.float32)
-                for o, k, s, p, block in slot_block_args(space):
-                    for i, c_in in enumerate(slot.input_channels):
-                        for j, c_out in enumerate(slot.output_channels):
-                            values[o, k, s, p, i, j] = ms(
-                                layer_key(
-                                    block,
-                                    c_in,
-                                    c_out,
-                                    slot.stride,
-                                    slot.size,
-                                    space.activation,
-                                )
-                            )
+            # Slot 0 of a block: an axis per input and per output width; later
+            # slots: the block's own width feeds them (in == out), one axis.
+            out = slot.out_widths
+            if slot.in_decision == slot.out_decision:
+                cells = [((j,), (c, c)) for j, c in enumerate(out)]
+                shape = (*counts, len(out))
             else:
-                values = np.zeros((*counts, n_out), np.float32)
-                for o, k, s, p, block in slot_block_args(space):
-                    for j, c in enumerate(slot.output_channels):
-                        values[o, k, s, p, j] = ms(
-                            layer_key(block, c, c, 1, slot.size, space.activation)
-                        )
+                cells = [
+                    ((i, j), (a, b))
+                    for i, a in enumerate(slot.in_widths)
+                    for j, b in enumerate(out)
+                ]
+                shape = (*counts, len(slot.in_widths), len(out))
+            values = np.zeros(shape, np.float32)
+            for o, k, s, p, block in slot_block_args(space):
+                for index, (c_in, c_out) in cells:
+                    values[(o, k, s, p, *index)] = ms(
+                        slot_key(space, slot, block, c_in, c_out)
+                    )
             self._slot_tensors.append(tf.constant(values))
         self._head = tf.constant([ms(k) for k in self._head_keys()], tf.float32)
-        # P(layer slot r exists) = P(layers > r): a 0/1 matrix over layer choices.
-        self._exists = []
-        for slot in self._slots:
-            options = space._block_choices(space.skeleton[slot.block_index])["layers"]
-            self._exists.append(
-                tf.constant([[1.0 if n > slot.slot else 0.0 for n in options]])
-            )
+        # P(layer slot r exists) = P(layers > r): a 0/1 row over layer choices.
+        self._exists = [
+            tf.constant([[1.0 if e else 0.0 for e in slot.exists]])
+            for slot in self._slots
+        ]
 
     # -- the expectation -------------------------------------------------------------
-    def _op_name(self, block: int, slot: int, kind: str) -> str:
-        if self.sharing == "layer":
-            return f"block{block}/layer{slot}/{kind}"
-        return f"block{block}/{kind}"
-
     def raw(self, probs: Mapping[str, object]):
         """Expected sum of entries (uncalibrated), a float32 scalar tensor."""
         import tensorflow as tf
@@ -159,24 +137,20 @@ class ExpectedLatency:
         p = self._check(probs)
         total = tf.constant(self._constant_ms, tf.float32)
         for slot, values, exists in zip(self._slots, self._slot_tensors, self._exists):
-            b = slot.block_index
-            op, kernel, se, skip = (
-                p[self._op_name(b, slot.slot, k)] for k in _OP_KINDS
-            )
-            out = p[f"block{b}/filters"]
-            if slot.slot == 0:
-                prev = p[f"block{b - 1}/filters"] if b > 0 else tf.ones([1])
-                value = tf.einsum(
-                    "oksqij,o,k,s,q,i,j->", values, op, kernel, se, skip, prev, out
-                )
-            else:
+            op, kernel, se, skip = (p[name] for name in slot.layer_decisions)
+            out = p[slot.out_decision]
+            if slot.in_decision == slot.out_decision:
                 value = tf.einsum(
                     "oksqj,o,k,s,q,j->", values, op, kernel, se, skip, out
                 )
-            present = tf.reduce_sum(exists * p[f"block{b}/layers"])
+            else:
+                prev = tf.ones([1]) if slot.in_decision is None else p[slot.in_decision]
+                value = tf.einsum(
+                    "oksqij,o,k,s,q,i,j->", values, op, kernel, se, skip, prev, out
+                )
+            present = tf.reduce_sum(exists * p[slot.layers_decision])
             total = total + present * value
-        last = len(self.space.skeleton) - 1
-        return total + tf.reduce_sum(self._head * p[f"block{last}/filters"])
+        return total + tf.reduce_sum(self._head * p[self._slots[-1].out_decision])
 
     def __call__(self, probs: Mapping[str, object]):
         """Expected calibrated latency in ms (differentiable in ``probs``)."""

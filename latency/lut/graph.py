@@ -5,7 +5,9 @@ costs ~0.7 s; writing the layer directly as a TF graph in the form the
 converter turns the Keras model into (conv + bias for conv + batch norm,
 activations after) and converting the GraphDef costs ~0.05 s. Tests check
 that an entry converts to the same ops as the same layer cut out of the
-Keras builder's model, so the two cannot drift apart unnoticed.
+Keras builder's model, so the two cannot drift apart unnoticed. A layer's
+structure is its op's in ``mnas.model.ops``; this module only supplies the
+primitives.
 """
 
 from __future__ import annotations
@@ -13,8 +15,72 @@ from __future__ import annotations
 import numpy as np
 
 from mnas.latency.lut.keys import LayerKey
+from mnas.model import ops
 
 _ACTIVATIONS = ("relu", "relu6", "swish")
+# A key's canonical skip -> the block skip whose structure builds it.
+_BLOCK_SKIP = {"none": "none", "add": "identity", "pool": "pool"}
+
+
+class GraphPrimitives(ops.ConcretePrimitives):
+    """``mnas.model.ops`` primitives as raw TF ops, batch norm folded into a
+    bias (as the converter folds it), activations after; weights are random
+    constants drawn from ``rng`` in creation order."""
+
+    def __init__(
+        self,
+        activation: str,
+        rng: np.random.Generator,
+        layer: ops.LayerFacts = ops.NO_LAYER,
+    ) -> None:
+        import tensorflow as tf
+
+        super().__init__(layer)
+        self.tf = tf
+        self.act = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "swish": tf.nn.silu}[
+            activation
+        ]
+        self.rng = rng
+
+    def weight(self, *shape: int):
+        values = self.rng.standard_normal(shape, dtype=np.float32) * 0.05
+        return self.tf.constant(values)
+
+    def _conv(self, x, width: int, kernel: int, stride: int):
+        w = self.weight(kernel, kernel, int(x.shape[-1]), width)
+        x = self.tf.nn.conv2d(x, w, stride, "SAME")
+        return self.tf.nn.bias_add(x, self.weight(width))
+
+    def conv_bn(self, x, part, width, kernel, stride, act=True):
+        y = self._conv(x, width, kernel, stride)
+        return self.act(y) if act else y
+
+    def depthwise_bn_act(self, x, kernel, stride):
+        channels = int(x.shape[-1])
+        w = self.weight(kernel, kernel, channels, 1)
+        y = self.tf.nn.depthwise_conv2d(x, w, [1, stride, stride, 1], "SAME")
+        return self.act(self.tf.nn.bias_add(y, self.weight(channels)))
+
+    def global_pool(self, x, part):
+        return self.tf.reduce_mean(x, [1, 2], keepdims=True)
+
+    def conv_bias(self, x, part, width):
+        return self._conv(x, width, 1, 1)
+
+    def activation(self, x, part):
+        return self.act(x)
+
+    def sigmoid(self, x, part):
+        return self.tf.sigmoid(x)
+
+    def multiply(self, x, gate, part):
+        return x * gate
+
+    def avg_pool(self, x, stride, part):
+        return self.tf.nn.avg_pool2d(x, stride, stride, "SAME")
+
+    def add(self, y, shortcut):
+        return y + shortcut
 
 
 def entry_graph(key: LayerKey, seed: int = 0):
@@ -26,73 +92,38 @@ def entry_graph(key: LayerKey, seed: int = 0):
 
     if key.activation not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {key.activation!r}")
-    act = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "swish": tf.nn.silu}[
-        key.activation
-    ]
     rng = np.random.default_rng(seed)
     graph = tf.Graph()
     with graph.as_default():
-
-        def weight(*shape):
-            return tf.constant(rng.standard_normal(shape, dtype=np.float32) * 0.05)
-
-        def conv(x, c_in, c_out, kernel, stride, bias=True):
-            x = tf.nn.conv2d(x, weight(kernel, kernel, c_in, c_out), stride, "SAME")
-            return tf.nn.bias_add(x, weight(c_out)) if bias else x
-
-        def squeeze_excite(x, channels, squeeze):
-            s = tf.reduce_mean(x, [1, 2], keepdims=True)
-            s = act(conv(s, channels, squeeze, 1, 1))
-            return x * tf.sigmoid(conv(s, squeeze, channels, 1, 1))
-
         x = tf.compat.v1.placeholder(
             tf.float32, [1, key.size, key.size, key.in_channels], name="input"
         )
-        if key.kind == "stem":
-            y = act(conv(x, key.in_channels, key.out_channels, key.kernel, key.stride))
-        elif key.kind == "head":
-            y = act(conv(x, key.in_channels, key.out_channels, 1, 1))
+        if key.kind == "layer":
+            facts = ops.LayerFacts(
+                key.in_channels,
+                key.out_channels,
+                key.se_filters,
+                identity_skip=key.skip == "add",
+            )
+            p = GraphPrimitives(key.activation, rng, facts)
+            args = ops.OpArgs(
+                key.in_channels,
+                key.out_channels,
+                key.kernel,
+                key.stride,
+                key.expand_ratio,
+            )
+            y = ops.apply_layer(p, x, key.conv_op, args, _BLOCK_SKIP[key.skip])
         elif key.kind == "classifier":
+            p = GraphPrimitives(key.activation, rng)
             pooled = tf.reduce_mean(x, [1, 2])
-            logits = tf.matmul(pooled, weight(key.in_channels, key.out_channels))
-            y = tf.nn.softmax(tf.nn.bias_add(logits, weight(key.out_channels)))
-        else:
-            y = _searchable_layer(key, x, act, conv, weight, squeeze_excite)
+            logits = tf.matmul(pooled, p.weight(key.in_channels, key.out_channels))
+            y = tf.nn.softmax(tf.nn.bias_add(logits, p.weight(key.out_channels)))
+        else:  # stem or head: conv + BN + act
+            p = GraphPrimitives(key.activation, rng)
+            y = p.conv_bn(x, "", key.out_channels, key.kernel, key.stride)
         y = tf.identity(y, name="output")
     return graph.as_graph_def(), x, y
-
-
-def _searchable_layer(key, x, act, conv, weight, squeeze_excite):
-    import tensorflow as tf
-
-    c_in, c_out, stride = key.in_channels, key.out_channels, key.stride
-    if key.conv_op == "conv":
-        y = act(conv(x, c_in, c_out, key.kernel, stride))
-        if key.se_filters:
-            y = squeeze_excite(y, c_out, key.se_filters)
-    else:
-        y, mid = x, key.expanded_channels
-        if key.conv_op == "mbconv" and key.expand_ratio != 1:
-            y = act(conv(y, c_in, mid, 1, 1))
-        y = tf.nn.depthwise_conv2d(
-            y, weight(key.kernel, key.kernel, mid, 1), [1, stride, stride, 1], "SAME"
-        )
-        y = act(tf.nn.bias_add(y, weight(mid)))
-        if key.se_filters:
-            y = squeeze_excite(y, mid, key.se_filters)
-        y = conv(y, mid, c_out, 1, 1)
-        if key.conv_op == "dsconv":
-            y = act(y)
-    if key.skip == "add":
-        return y + x
-    if key.skip == "pool":
-        shortcut = x
-        if stride > 1:
-            shortcut = tf.nn.avg_pool2d(shortcut, stride, stride, "SAME")
-        if c_in != c_out:
-            shortcut = conv(shortcut, c_in, c_out, 1, 1)
-        return y + shortcut
-    return y
 
 
 def export_entry(key: LayerKey, seed: int = 0) -> bytes:

@@ -1,22 +1,23 @@
 """The lookup-table modes of mnas-latency: --build_lut, --predict, --evaluate_predictor.
 
-Kept apart from ``latency_main`` so that binary stays a flag parser; this
-module gets a frozen ``LutJob`` and never reads FLAGS.
+Library code: the binary turns its flags into a frozen ``LutJob``; this
+module never reads FLAGS. Errors (LatencyError, LookupTableError) propagate
+to the caller, which reports them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 from mnas.io.atomic import write_json_atomic
 from mnas.io.progress import Progress, format_duration
 from mnas.io.tables import format_table
-from mnas.latency.config import LatencyConfig, load_predictor
-from mnas.latency.errors import LatencyError
+from mnas.latency.config import LatencyConfig, load_predictor, open_lookup_table
 from mnas.search_space import ArchSpec
+
+LUT_MODES = ("build_lut", "predict", "evaluate_predictor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,12 @@ class LutJob:
     rounds: int = 3
     seed: int = 0
     output_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in LUT_MODES:
+            raise ValueError(f"lookup-table mode must be one of {LUT_MODES}")
+        if self.mode == "predict" and self.spec is None:
+            raise ValueError("--predict needs --arch=<preset | strings | json>")
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -51,20 +58,17 @@ def _progress_printer(label: str, every: int = 1):
     return progress
 
 
-def run_job(job: LutJob, config: LatencyConfig) -> int:
-    from mnas.search_space.space import get_search_space
+def run_lut_job(job: LutJob, config: LatencyConfig) -> int:
+    """Runs one table mode; returns the exit status."""
+    from mnas.search_space import get_search_space
 
     space = get_search_space(job.space_name)
-    try:
-        if job.mode == "build_lut":
-            return _build(job, config, space)
-        predictor = load_predictor(config, job.lut_path, space)
-        if job.mode == "predict":
-            return _predict(job, predictor)
-        return _evaluate(job, config, predictor, space)
-    except LatencyError as error:
-        print(f"mnas-latency: {error}", file=sys.stderr)
-        return 1
+    if job.mode == "build_lut":
+        return _build(job, config, space)
+    predictor = load_predictor(config, job.lut_path, space)
+    if job.mode == "predict":
+        return _predict(job, predictor)
+    return _evaluate(job, config, predictor, space)
 
 
 def _raw_backend(config: LatencyConfig):
@@ -78,13 +82,24 @@ def _build(job: LutJob, config: LatencyConfig, space) -> int:
     from mnas.latency.lut.calibration import calibrate, sample_specs
     from mnas.latency.lut.predictor import LatencyPredictor, describe_calibration
 
+    path = job.lut_path
+    if os.path.isdir(path) or (os.path.exists(path) and os.path.getsize(path)):
+        open_lookup_table(path)  # a clear error for a file that is no table
     backend = _raw_backend(config)
-    table = open_or_create(job.lut_path, backend, space)
+    table = open_or_create(path, backend, space)
     print(f"lookup table {job.lut_path}: {len(table)} entries present")
     print(f"backend: {backend.describe()}")
-    report = build_space_table(
-        table, space, backend, _progress_printer("entry", 50), job.lut_rounds
-    )
+    try:
+        report = build_space_table(
+            table, space, backend, _progress_printer("entry", 50), job.lut_rounds
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was measured is kept
+        print(
+            f"\nstopped: {len(table)} entries are in {job.lut_path}; "
+            "--build_lut again measures only the missing ones",
+            flush=True,
+        )
+        raise
     print(
         f"{report.total_entries} entries for search space {space.identity()}: "
         f"{report.already_present} were present, {report.measured} measurements "
@@ -109,7 +124,7 @@ def _predict(job: LutJob, predictor) -> int:
     from mnas.latency.lut.predictor import describe_calibration
 
     spec = job.spec
-    assert spec is not None
+    assert spec is not None  # checked by LutJob
     rows = [(key, f"{ms:.4f}") for key, ms in predictor.breakdown(spec)]
     raw = predictor.raw_ms(spec)
     print(format_table(("entry", "ms"), rows))

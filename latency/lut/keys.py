@@ -15,9 +15,15 @@ import functools
 import itertools
 from collections.abc import Iterator
 
-from mnas.model.plan import LayerPlan, conv_output_size, plan_layers
+from mnas.model.plan import (
+    LayerPlan,
+    conv_output_size,
+    identity_skip_applies,
+    plan_layers,
+)
 from mnas.search_space import ArchSpec, BlockArgs
-from mnas.search_space.space import FactorizedSearchSpace
+from mnas.search_space.block_args import conv_op_expands
+from mnas.search_space.space import FactorizedSearchSpace, LayerSlot
 
 KINDS = ("stem", "layer", "head", "classifier")
 SKIPS = ("none", "add", "pool")
@@ -69,7 +75,7 @@ class LayerKey:
         shape = f"{self.size}x{self.size}x{self.in_channels}"
         if self.kind == "layer":
             op = self.conv_op + (
-                f"_e{self.expand_ratio}" if self.conv_op == "mbconv" else ""
+                f"_e{self.expand_ratio}" if conv_op_expands(self.conv_op) else ""
             )
             return (
                 f"layer:{op}_k{self.kernel}_s{self.stride}_se{self.se_filters}"
@@ -96,11 +102,19 @@ def layer_key(
     size: int,
     activation: str,
     se_filters: int | None = None,
+    identity_skip: bool | None = None,
 ) -> LayerKey:
-    """The canonical key of one searchable layer (see the module docstring)."""
-    changes_shape = stride != 1 or input_channels != output_channels
+    """The canonical key of one searchable layer (see the module docstring).
+
+    ``identity_skip``: whether an identity-skip layer adds its input, as the
+    layer plan decided (``LayerPlan.has_identity_skip`` also compares the
+    block's declared filters, as the official MnasNet does); from the shapes
+    when None (the search space, whose blocks always declare what arrives).
+    """
+    changes_shape = not identity_skip_applies(stride, input_channels, output_channels)
     if block.skip == "identity":
-        skip = "none" if changes_shape else "add"
+        adds = not changes_shape if identity_skip is None else identity_skip
+        skip = "add" if adds else "none"
     elif block.skip == "pool":
         skip = "pool" if changes_shape else "add"
     else:
@@ -115,7 +129,7 @@ def layer_key(
         stride=stride,
         kernel=block.kernel_size,
         conv_op=block.conv_op,
-        expand_ratio=block.expand_ratio if block.conv_op == "mbconv" else 1,
+        expand_ratio=block.expand_ratio,  # BlockArgs: 1 for ops without expansion
         se_filters=se_filters if block.has_se else 0,
         skip=skip,
         activation=activation,
@@ -135,6 +149,7 @@ def key_of_plan(layer: LayerPlan, activation: str) -> LayerKey:
         layer.input_size[0],
         activation,
         se_filters=layer.se_filters,
+        identity_skip=layer.has_identity_skip,
     )
 
 
@@ -178,43 +193,6 @@ def keys_for_spec(
 # -- the whole space ---------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class SlotChoices:
-    """Where a layer slot of a block sits and what its input channels can be."""
-
-    block_index: int
-    slot: int
-    size: int
-    stride: int
-    input_channels: tuple[int, ...]  # one per choice of what feeds the slot
-    output_channels: tuple[int, ...]  # one per filters choice of the block
-
-    @property
-    def channel_pairs(self) -> tuple[tuple[int, int], ...]:
-        """(in, out) pairs the slot can see: any pair for slot 0, in == out after."""
-        if self.slot == 0:
-            return tuple(itertools.product(self.input_channels, self.output_channels))
-        return tuple(zip(self.output_channels, self.output_channels))
-
-
-def space_slots(space: FactorizedSearchSpace) -> tuple[SlotChoices, ...]:
-    """Every layer slot of the space with its shapes. Slot 0 of a block takes the
-    previous block's filters choices (the stem for block 0); later slots take the
-    block's own."""
-    size = conv_output_size((space.resolution, space.resolution), 2)[0]
-    previous: tuple[int, ...] = (space.stem_filters,)
-    slots = []
-    for index, skeleton in enumerate(space.skeleton):
-        filters = space._block_choices(skeleton)["filters"]
-        for slot in range(space.max_layers(index)):
-            stride = skeleton.stride if slot == 0 else 1
-            inputs = previous if slot == 0 else filters
-            slots.append(SlotChoices(index, slot, size, stride, inputs, filters))
-            size = conv_output_size((size, size), stride)[0]
-        previous = filters
-    return tuple(slots)
-
-
 def slot_block_args(
     space: FactorizedSearchSpace,
 ) -> Iterator[tuple[int, int, int, int, BlockArgs]]:
@@ -247,17 +225,24 @@ def space_keys(
     keys: set[LayerKey] = {
         stem_key(space.stem_filters, space.resolution, space.activation)
     }
-    for slot in space_slots(space):
+    slots = space.slots()
+    for slot in slots:
         for *_, block in slot_block_args(space):
-            for c_in, c_out in slot.channel_pairs:
-                keys.add(
-                    layer_key(
-                        block, c_in, c_out, slot.stride, slot.size, space.activation
-                    )
-                )
-    last = space_slots(space)[-1]
-    final_size = conv_output_size((last.size, last.size), last.stride)[0]
-    for c_in in last.output_channels:
+            for c_in, c_out in slot.width_pairs:
+                keys.add(slot_key(space, slot, block, c_in, c_out))
+    final_size = slots[-1].output_size
+    for c_in in slots[-1].out_widths:
         keys.add(head_key(c_in, space.head_filters, final_size, space.activation))
     keys.add(classifier_key(space.head_filters, final_size, num_classes))
     return tuple(sorted(keys))
+
+
+def slot_key(
+    space: FactorizedSearchSpace,
+    slot: LayerSlot,
+    block: BlockArgs,
+    c_in: int,
+    c_out: int,
+) -> LayerKey:
+    """The key of ``block``'s choices in ``slot`` at widths ``c_in -> c_out``."""
+    return layer_key(block, c_in, c_out, slot.stride, slot.input_size, space.activation)

@@ -7,8 +7,10 @@ identity, resolution, classifier width), then one line per measured entry
 machine only ever slows a layer down, so the fastest of measurements taken
 minutes apart is the steadiest figure), and calibration
 lines (the last one counts). Appending is what makes a build resumable and
-lets a predictor add an entry it was missing without rewriting the file; a
-truncated last line (a kill mid-write) is dropped on load.
+lets a predictor add an entry it was missing without rewriting the file.
+Reading, appending and recovery go through ``mnas.io.jsonl``: a torn last line
+(a kill mid-write) is dropped on load and cut by the next append; a corrupt
+line before it is refused, naming the line.
 
 A table is only valid for the backend and space it was measured for:
 ``check_compatible`` refuses anything else, naming both sides.
@@ -17,12 +19,12 @@ A table is only valid for the backend and space it was measured for:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mnas.io.jsonl import JsonlError, JsonlLog
 from mnas.latency.errors import LatencyError
 from mnas.latency.lut.keys import DEFAULT_NUM_CLASSES, LayerKey
 from mnas.latency.result import BackendFingerprint
@@ -149,9 +151,9 @@ class LookupTable:
         self._counts: dict[str, int] = {key: 1 for key in self._entries}
         self.calibration = calibration or Calibration()
         self.path = None if path is None else os.fspath(path)
-        # (length to cut the file to, whether a newline must follow) after a
-        # load found a torn or unterminated last line; done at the next append.
-        self._repair: tuple[int, bool] | None = None
+        self._log: JsonlLog | None = None  # the file, once created or loaded
+        #: What loading recovered (a torn last line), for the caller's log.
+        self.recovery_notes: list[str] = []
 
     # -- files ------------------------------------------------------------------
     @classmethod
@@ -164,78 +166,80 @@ class LookupTable:
                     f"{table.path} already exists; load it to resume, or delete it"
                 )
             os.makedirs(os.path.dirname(os.path.abspath(table.path)), exist_ok=True)
+            table._log = JsonlLog.open(table.path)
             table._append(header.to_dict())
         return table
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LookupTable:
+        """Reads a table file. A torn last line is dropped (and cut from the file
+        by the next append, so a table that is only read is left as it was); a
+        corrupt line before it is refused, naming the line."""
         path = os.fspath(path)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except FileNotFoundError:
+        if not os.path.exists(path):
             raise LookupTableError(
                 f"no lookup table at {path}; build one with "
                 f"`mnas-latency --build_lut --lut={path}`"
-            ) from None
-        lines = data.split(b"\n")
-        records = []
-        offset = good_end = 0  # good_end: just past the last good line
-        torn = False
-        for number, line in enumerate(lines, start=1):
-            end = offset + len(line) + (1 if number < len(lines) else 0)
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:  # JSON or UTF-8
-                    if number >= len(lines) - 1:  # a torn last line: drop it
-                        torn = True
-                        break
-                    raise LookupTableError(
-                        f"{path}:{number} is not valid JSON"
-                    ) from None
-                good_end = end
-            offset = end
+            )
+        if os.path.isdir(path):
+            raise LookupTableError(f"{path} is a directory, not a lookup-table file")
+        try:
+            log = JsonlLog.open(path, repair_now=False)
+        except (JsonlError, OSError) as error:
+            raise LookupTableError(str(error)) from None
+        records = log.records
+        if not records and os.path.getsize(path):
+            # Its one line was cut as torn: a header cut short, or another file.
+            raise LookupTableError(
+                f"{path} is not a lookup table: it holds no complete JSON header line"
+            )
         if not records:
             raise LookupTableError(f"{path} is empty: it has no header")
-        header = TableHeader.from_dict(records[0], path)
+        if not isinstance(records[0], dict):
+            raise LookupTableError(f"{path} is not a latency lookup table")
+        try:
+            header = TableHeader.from_dict(records[0], path)
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, LookupTableError):
+                raise
+            raise LookupTableError(
+                f"{path}: line 1 is not a valid table header ({error!r})"
+            ) from None
         table = cls(header, path=path)
-        unterminated = not data[:good_end].endswith(b"\n")
-        if torn or unterminated:
-            # The next append must not glue onto a torn or unterminated line.
-            table._repair = (good_end, unterminated)
-        for record in records[1:]:
-            if "key" in record:
-                table._keep(
-                    record["key"],
-                    Entry(
-                        float(record["median_ms"]),
-                        float(record["min_ms"]),
-                        int(record["runs"]),
-                        float(record["measured_unix"]),
-                    ),
-                )
-            elif "calibration" in record:
-                table.calibration = Calibration.from_dict(record["calibration"])
+        table._log = log
+        table.recovery_notes = list(log.recovery_notes)
+        for number, record in enumerate(records[1:], start=2):
+            try:
+                table._read_line(record)
+            except (KeyError, TypeError, ValueError) as error:
+                raise LookupTableError(
+                    f"{path}: line {number} is not a valid table entry ({error})"
+                ) from None
         return table
 
+    def _read_line(self, record: Any) -> None:
+        if not isinstance(record, dict):
+            raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+        if "key" in record:
+            self._keep(
+                str(record["key"]),
+                Entry(
+                    float(record["median_ms"]),
+                    float(record["min_ms"]),
+                    int(record["runs"]),
+                    float(record["measured_unix"]),
+                ),
+            )
+        elif "calibration" in record:
+            self.calibration = Calibration.from_dict(record["calibration"])
+
     def _append(self, record: Mapping[str, Any]) -> None:
-        if self.path is None:
+        if self._log is None:
             return
-        if self._repair is not None:
-            length, add_newline = self._repair
-            with open(self.path, "r+b") as handle:
-                handle.truncate(length)
-                handle.seek(length)
-                if add_newline:
-                    handle.write(b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._repair = None
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            self._log.append(dict(record))
+        except JsonlError as error:
+            raise LookupTableError(str(error)) from None
 
     # -- entries ----------------------------------------------------------------
     def __len__(self) -> int:

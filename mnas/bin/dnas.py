@@ -4,49 +4,51 @@ With no flags it searches the embedded default (scikit-learn's digits at 32 px)
 with the host lookup table that `mnas-latency --build_lut` writes by default,
 then trains, exports and times the derived architecture (LiteRT, XNNPACK,
 1 thread, 224x224).
+
+Examples::
+
+  mnas-dnas --work_dir=runs/dnas                # FBNet loss, fbnet_beta=0.6
+  mnas-dnas --fbnet_beta=6 --search_epochs=10 --proxy_epochs=8
+  mnas-dnas --loss=proxyless --proxyless_lambda=0.5 --proxyless_target_ms=7
+
+The lookup table, the dataset and the work directory's config.json are read
+before the work directory is claimed, so a fixed command line is never refused
+by a failed first try.
 """
 
-import os
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from mnas.flags.dnas import define_dnas_flags, dnas_config_from_flags
+from mnas.flags.common import check_work_dir, run_binary
+from mnas.flags.dnas import RENAMED, define_dnas_flags, dnas_config_from_flags
+from mnas.latency import open_lookup_table
 
 define_dnas_flags()
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # run_binary refuses positional arguments
     logging.set_verbosity(logging.WARNING)
-    from mnas.dnas.loop import DnasConfigError, DnasSearch
-    from mnas.dnas.report import result_table
-    from mnas.search_space import ActionError
-    from mnas.train.data import DataError
-
     start = time.perf_counter()
-    try:
-        config = dnas_config_from_flags(FLAGS)
-        if not config.lut_path or not os.path.exists(config.lut_path):
-            raise DnasConfigError(
-                f"lookup table {config.lut_path!r} does not exist; build it with "
-                f"`mnas-latency --build_lut --lut={config.lut_path or 'PATH'}`"
-            )
-        print(
-            f"mnas-dnas: {config.loss} loss (pressure {config.pressure:g}), "
-            f"{config.sharing} sharing, {config.epochs} epochs "
-            f"({config.warmup_epochs} warm-up), dataset {config.data['dataset']} at "
-            f"{config.data['resolution']}px, table {config.lut_path}, work dir "
-            f"{config.work_dir}",
-            flush=True,
-        )
-        search = DnasSearch(config, resume=FLAGS.resume)
-    except (ValueError, DataError, DnasConfigError, ActionError) as error:
-        raise app.UsageError(str(error)) from None
-    entry = search.run()
+    config = dnas_config_from_flags(FLAGS)
+    check_work_dir(config.work_dir)
+    open_lookup_table(config.lut_path)
+    from mnas.dnas import DnasSearch, result_table
+    from mnas.train import DataConfig, load_proxy_data
+
+    data = load_proxy_data(DataConfig(**config.data))
+    print(
+        f"mnas-dnas: {config.loss} loss (pressure {config.pressure:g}), "
+        f"{config.sharing} sharing, {config.epochs} search epochs "
+        f"({config.warmup_epochs} warm-up), dataset {config.data['dataset']} at "
+        f"{config.data['resolution']}px, table {config.lut_path}, work dir "
+        f"{config.work_dir}",
+        flush=True,
+    )
+    entry = DnasSearch(config, resume=FLAGS.resume, data=data).run()
     print()
     print(result_table([{"loss": config.loss, "pressure": config.pressure, **entry}]))
     print(
@@ -57,7 +59,7 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    run_binary("mnas-dnas", main, RENAMED)
 
 
 if __name__ == "__main__":

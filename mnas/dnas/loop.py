@@ -2,7 +2,7 @@
 
 One search in one work directory:
 
-1. The supernet (``mnas.dnas.supernet``) is trained by alternating epochs' worth of
+1. The supernet (``mnas.model.supernet``) is trained by alternating epochs' worth of
    steps: weights on 80% of the proxy training split (never the held-out
    split), architecture logits θ on the other 20%. Both steps sample
    Gumbel-softmax weights at temperature τ (``τ0 · e^(−decay · epoch)``); the
@@ -39,14 +39,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from mnas.io.atomic import write_json_atomic
-from mnas.io.work_dir import claim_work_dir
+from mnas.io.jsonl import JsonlLog
+from mnas.io.work_dir import claim_work_dir, remove_checkpoint_temps
+from mnas.search.outputs import MODELS_DIR, Outputs
 
 JOURNAL_FILE = "epochs.jsonl"
-BEST_FILE = "best.json"
 THETA_PLOT = "theta.png"
 CHECKPOINT_DIR = "checkpoint"
-MODELS_DIR = "models"
 DERIVED_TFLITE = "derived.tflite"
 LOSSES = ("fbnet", "proxyless")
 SHARINGS = ("block", "layer")
@@ -159,42 +158,24 @@ class DnasConfig:
 
 
 class EpochJournal:
-    """Append-only, fsync'd JSON lines, one record per finished epoch."""
+    """``epochs.jsonl``: one record per finished epoch, on ``mnas.io.jsonl``
+    (a torn last line is cut and noted; a corrupt line before it is refused)."""
 
     def __init__(self, path: str):
         self.path = path
-        self.records: list[dict[str, Any]] = []
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                lines = handle.read().split(b"\n")
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    self.records.append(json.loads(line))
-                except ValueError:  # a write cut short by a kill: only the last
-                    break
+        self._log: JsonlLog[dict[str, Any]] = JsonlLog.open(path, what="epoch record")
+        self.recovery_notes = self._log.recovery_notes
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self._log.records
 
     def append(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.records.append(dict(record))
+        self._log.append(dict(record))
 
     def truncate_to(self, records: list[dict[str, Any]]) -> None:
         """Rewrites the file to hold exactly ``records`` (resume repair only)."""
-        partial = self.path + ".partial"
-        with open(partial, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, self.path)
-        self.records = [dict(r) for r in records]
+        self._log.rewrite(dict(r) for r in records)
 
 
 def load_latency(
@@ -205,6 +186,7 @@ def load_latency(
     calibrated: bool = False,
 ):
     """``(ExpectedLatency, LatencyPredictor)`` for the table at ``lut_path``."""
+    from mnas.latency.errors import LatencyError
     from mnas.latency.lut.expected import ExpectedLatency
     from mnas.latency.lut.predictor import LatencyPredictor
     from mnas.latency.lut.table import LookupTable
@@ -214,9 +196,12 @@ def load_latency(
             f"lookup table {lut_path!r} does not exist; build it with "
             f"`mnas-latency --build_lut --lut={lut_path or 'PATH'}`"
         )
-    table = LookupTable.load(lut_path)
-    predictor = LatencyPredictor(table, calibrated=calibrated)
-    return ExpectedLatency(predictor, space, sharing, num_classes), predictor
+    try:
+        table = LookupTable.load(lut_path)
+        predictor = LatencyPredictor(table, calibrated=calibrated)
+        return ExpectedLatency(predictor, space, sharing, num_classes), predictor
+    except LatencyError as error:  # a table that cannot serve: a config error
+        raise DnasConfigError(str(error)) from None
 
 
 @dataclasses.dataclass
@@ -269,20 +254,13 @@ class DnasSearch:
         data=None,
         stream: TextIO | None = None,
     ):
-        import tensorflow as tf
-
-        from mnas.dnas.supernet import build_supernet
         from mnas.search_space import get_search_space
 
         self.config = config
         self.space = space if space is not None else get_search_space(config.space)
         self.stream = stream or sys.stdout
-        self._prepare_work_dir(resume)
-        if data is None:
-            from mnas.train.data import DataConfig, load_proxy_data
-
-            data = load_proxy_data(DataConfig(**config.data))
-        self.data = data
+        # Inputs first: a bad table or dataset must not leave a claimed work
+        # directory behind that refuses the corrected rerun.
         if latency is None:
             latency, predictor = load_latency(
                 config.lut_path,
@@ -290,12 +268,38 @@ class DnasSearch:
                 config.sharing,
                 calibrated=config.lut_calibrated,
             )
+        if data is None:
+            from mnas.train.data import DataConfig, load_proxy_data
+
+            data = load_proxy_data(DataConfig(**config.data))
+        self.data = data
         self.latency = latency
         self.predictor = predictor
         self.backend = backend
-        self.split = split_train(data, config.theta_fraction, config.seed)
+        self.outputs = Outputs(config.work_dir)
+        self.work_dir = claim_work_dir(
+            config.work_dir,
+            config.to_dict(),
+            resume,
+            RESUMABLE_FIELDS,
+            DnasConfigError,
+            state_file=JOURNAL_FILE,
+        )
+        try:
+            self._setup()
+        except BaseException:
+            self.work_dir.release()
+            raise
 
+    def _setup(self) -> None:
         import keras
+        import tensorflow as tf
+
+        from mnas.model.supernet import build_supernet
+
+        config, data = self.config, self.data
+        os.makedirs(self._path(MODELS_DIR), exist_ok=True)
+        self.split = split_train(data, config.theta_fraction, config.seed)
 
         keras.utils.set_random_seed(config.seed)
         self.net = build_supernet(
@@ -325,12 +329,15 @@ class DnasSearch:
             epoch=self.epoch,
             record=self.record,
         )
+        remove_checkpoint_temps(self._path(CHECKPOINT_DIR))
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._path(CHECKPOINT_DIR), max_to_keep=2
         )
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
         self.journal = EpochJournal(self._path(JOURNAL_FILE))
+        for note in self.journal.recovery_notes:
+            print(f"journal recovery: {note}", file=self.stream)
         self._repair_journal()
         self._make_functions()
 
@@ -348,15 +355,9 @@ class DnasSearch:
     def _path(self, *parts: str) -> str:
         return os.path.join(self.config.work_dir, *parts)
 
-    def _prepare_work_dir(self, resume: bool) -> None:
-        claim_work_dir(
-            self.config.work_dir,
-            self.config.to_dict(),
-            resume,
-            RESUMABLE_FIELDS,
-            DnasConfigError,
-        )
-        os.makedirs(self._path(MODELS_DIR), exist_ok=True)
+    def close(self) -> None:
+        """Unlocks the work directory (``run`` does it when it ends)."""
+        self.work_dir.release()
 
     def _repair_journal(self) -> None:
         """Makes the journal hold exactly epochs 1..checkpoint epoch."""
@@ -475,7 +476,7 @@ class DnasSearch:
                 self._apply_theta(t_grads)
                 t_sums += [float(m) for m in metrics]
                 theta_steps += 1
-        from mnas.dnas.supernet import theta_entropy
+        from mnas.model.supernet import theta_entropy
 
         mean = sums / max(1, steps)
         probs = self.net.probabilities()
@@ -591,19 +592,23 @@ class DnasSearch:
             "latency": latency,
             "timings": {"train_s": train_s, "export_s": export_s},
         }
-        write_json_atomic(
-            self._path(BEST_FILE),
+        self.outputs.write_best(
             {
                 "search_space": self.space.identity(),
                 "method": "dnas",
                 "loss": config.loss,
                 "pressure": config.pressure,
-                "num_completed": 1,
-                "best": [entry],
             },
+            1,
+            [entry],
         )
         return entry
 
     def run(self) -> dict[str, Any]:
-        self.search()
-        return self.derive_and_evaluate()
+        """Searches, then derives and evaluates; the work directory stays
+        locked until both are done."""
+        try:
+            self.search()
+            return self.derive_and_evaluate()
+        finally:
+            self.close()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mnas.io.atomic import save_figure_atomic
 from mnas.io.tables import format_table
 
 
@@ -47,10 +47,8 @@ def plot_theta(path: str, records: Sequence[Mapping[str, Any]], decisions) -> No
     for extra in flat[panels:]:
         extra.axis("off")
     fig.tight_layout()
-    partial = path + ".partial.png"
-    fig.savefig(partial, dpi=80)
+    save_figure_atomic(path, fig, dpi=80)
     plt.close(fig)
-    os.replace(partial, path)
 
 
 def result_table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -27,3 +27,12 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Indented, key-sorted JSON with a trailing newline."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def save_figure_atomic(path: str | os.PathLike, figure, **savefig_kwargs: Any) -> None:
+    """A matplotlib figure as a PNG, through the same write-fsync-rename."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig_kwargs)
+    write_bytes_atomic(path, buffer.getvalue())

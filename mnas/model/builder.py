@@ -1,7 +1,9 @@
 """Builds a Keras functional model from an ``ArchSpec``.
 
 Layer names are deterministic (``stem_conv``, ``block3_layer1_dwconv``,
-``head_conv``...), so weights can be mapped by name. The graph is
+``head_conv``...), so weights can be mapped by name. Each layer's structure
+comes from its op in ``mnas.model.ops``; this module supplies the Keras
+primitives. The graph is
 inference-friendly: every conv is followed by batch norm (folded by the TFLite
 converter) and a plain activation layer (fused into the conv).
 """
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 import keras
 
-from mnas.model.plan import LayerPlan, plan_layers
+from mnas.model import ops
+from mnas.model.plan import LayerPlan, conv_names, depthwise_names, plan_layers
 from mnas.search_space import ArchSpec
 
 _ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "swish": "swish"}
@@ -21,106 +24,105 @@ def _conv_init() -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
 
 
-class _Ops:
-    """Small factory so every conv/bn/activation gets consistent settings."""
+class KerasPrimitives(ops.ConcretePrimitives):
+    """``mnas.model.ops`` primitives as Keras layers named after ``prefix``
+    (a layer's name, ``stem`` or ``head``); batch norm and activation are
+    separate layers (the converter folds and fuses them)."""
 
-    def __init__(self, spec: ArchSpec):
+    def __init__(
+        self,
+        spec: ArchSpec,
+        prefix: str,
+        layer: LayerPlan | None = None,
+        drop_rate: float = 0.0,
+    ):
+        super().__init__(ops.NO_LAYER if layer is None else layer.facts)
         self.spec = spec
-        self.activation = _ACTIVATIONS[spec.activation]
+        self.prefix = prefix
+        self.drop_rate = drop_rate
+        self.act_name = _ACTIVATIONS[spec.activation]
 
-    def conv(self, x, filters: int, kernel: int, stride: int, name: str, bias=False):
-        return keras.layers.Conv2D(
-            filters,
-            kernel,
-            strides=stride,
-            padding="same",
-            use_bias=bias,
-            kernel_initializer=_conv_init(),
-            name=name,
-        )(x)
+    def _name(self, part: str) -> str:
+        return f"{self.prefix}_{part}"
 
-    def depthwise(self, x, kernel: int, stride: int, name: str):
-        return keras.layers.DepthwiseConv2D(
-            kernel,
-            strides=stride,
-            padding="same",
-            use_bias=False,
-            depthwise_initializer=_conv_init(),
-            name=name,
-        )(x)
-
-    def bn(self, x, name: str):
+    def _bn(self, x, name: str):
         return keras.layers.BatchNormalization(
             momentum=self.spec.batch_norm_momentum,
             epsilon=self.spec.batch_norm_epsilon,
             name=name,
         )(x)
 
-    def act(self, x, name: str):
-        return keras.layers.Activation(self.activation, name=name)(x)
-
-    def conv_bn_act(self, x, filters, kernel, stride, prefix: str, act: bool = True):
-        x = self.conv(x, filters, kernel, stride, f"{prefix}_conv")
-        x = self.bn(x, f"{prefix}_bn")
-        return self.act(x, f"{prefix}_act") if act else x
-
-
-def _squeeze_excite(ops: _Ops, x, layer: LayerPlan, channels: int, name: str):
-    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_squeeze")(x)
-    s = ops.conv(s, layer.se_filters, 1, 1, f"{name}_se_reduce", bias=True)
-    s = ops.act(s, f"{name}_se_act")
-    s = ops.conv(s, channels, 1, 1, f"{name}_se_expand", bias=True)
-    s = keras.layers.Activation("sigmoid", name=f"{name}_se_gate")(s)
-    return keras.layers.Multiply(name=f"{name}_se_excite")([x, s])
-
-
-def _layer(ops: _Ops, inputs, layer: LayerPlan, drop_rate: float):
-    block, name = layer.block, layer.name
-    x = inputs
-    if block.conv_op == "conv":
-        x = ops.conv_bn_act(
-            x, layer.output_filters, block.kernel_size, layer.stride, name
-        )
-        if block.has_se:
-            x = _squeeze_excite(ops, x, layer, layer.output_filters, name)
-    else:
-        if block.conv_op == "mbconv" and block.expand_ratio != 1:
-            x = ops.conv_bn_act(x, layer.expanded_filters, 1, 1, f"{name}_expand")
-        x = ops.depthwise(x, block.kernel_size, layer.stride, f"{name}_dwconv")
-        x = ops.bn(x, f"{name}_dw_bn")
-        x = ops.act(x, f"{name}_dw_act")
-        if block.has_se:
-            x = _squeeze_excite(ops, x, layer, layer.expanded_filters, name)
-        # MBConv's projection is linear; a depthwise-separable conv keeps its act.
-        x = ops.conv_bn_act(
-            x,
-            layer.output_filters,
-            1,
-            1,
-            f"{name}_project",
-            act=block.conv_op == "dsconv",
-        )
-    if layer.has_identity_skip:
-        shortcut = inputs
-    elif layer.has_pool_skip:
-        shortcut = inputs
-        if layer.stride > 1:
-            shortcut = keras.layers.AveragePooling2D(
-                layer.stride, layer.stride, padding="same", name=f"{name}_skip_pool"
-            )(shortcut)
-        if layer.pool_skip_projects:
-            shortcut = ops.conv(
-                shortcut, layer.output_filters, 1, 1, f"{name}_skip_conv"
-            )
-            shortcut = ops.bn(shortcut, f"{name}_skip_bn")
-    else:
-        return x
-    if drop_rate > 0:
-        # Drop connect (stochastic depth): drops the whole residual branch.
-        x = keras.layers.Dropout(
-            drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop"
+    def conv_bn(self, x, part, width, kernel, stride, act=True):
+        conv, bn, act_name = conv_names(self.prefix, part)
+        x = keras.layers.Conv2D(
+            width,
+            kernel,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=_conv_init(),
+            name=conv,
         )(x)
-    return keras.layers.Add(name=f"{name}_add")([x, shortcut])
+        x = self._bn(x, bn)
+        return keras.layers.Activation(self.act_name, name=act_name)(x) if act else x
+
+    def depthwise_bn_act(self, x, kernel, stride):
+        conv, bn, act_name = depthwise_names(self.prefix)
+        x = keras.layers.DepthwiseConv2D(
+            kernel,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            depthwise_initializer=_conv_init(),
+            name=conv,
+        )(x)
+        x = self._bn(x, bn)
+        return keras.layers.Activation(self.act_name, name=act_name)(x)
+
+    def global_pool(self, x, part):
+        return keras.layers.GlobalAveragePooling2D(
+            keepdims=True, name=self._name(part)
+        )(x)
+
+    def conv_bias(self, x, part, width):
+        return keras.layers.Conv2D(
+            width,
+            1,
+            padding="same",
+            use_bias=True,
+            kernel_initializer=_conv_init(),
+            name=self._name(part),
+        )(x)
+
+    def activation(self, x, part):
+        return keras.layers.Activation(self.act_name, name=self._name(part))(x)
+
+    def sigmoid(self, x, part):
+        return keras.layers.Activation("sigmoid", name=self._name(part))(x)
+
+    def multiply(self, x, gate, part):
+        return keras.layers.Multiply(name=self._name(part))([x, gate])
+
+    def avg_pool(self, x, stride, part):
+        return keras.layers.AveragePooling2D(
+            stride, stride, padding="same", name=self._name(part)
+        )(x)
+
+    def add(self, y, shortcut):
+        if self.drop_rate > 0:
+            # Drop connect (stochastic depth): drops the whole residual branch.
+            y = keras.layers.Dropout(
+                self.drop_rate, noise_shape=(None, 1, 1, 1), name=self._name("drop")
+            )(y)
+        return keras.layers.Add(name=self._name("add"))([y, shortcut])
+
+
+def build_layer(spec: ArchSpec, inputs, layer: LayerPlan, drop_rate: float = 0.0):
+    """Keras layers of one searchable layer of ``spec`` applied to ``inputs``."""
+    p = KerasPrimitives(spec, layer.name, layer, drop_rate)
+    return ops.apply_layer(
+        p, inputs, layer.block.conv_op, layer.op_args, layer.block.skip
+    )
 
 
 def build_model(
@@ -149,14 +151,14 @@ def build_model(
         )
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    ops = _Ops(spec)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = ops.conv_bn_act(inputs, spec.scaled_stem_filters(), 3, 2, "stem")
+    stem = KerasPrimitives(spec, "stem")
+    x = stem.conv_bn(inputs, "", spec.scaled_stem_filters(), 3, 2)
     layers = plan_layers(spec, (input_shape[0], input_shape[1]))
     for layer in layers:
         drop = spec.drop_connect_rate * layer.global_index / len(layers)
-        x = _layer(ops, x, layer, drop)
-    x = ops.conv_bn_act(x, spec.scaled_head_filters(), 1, 1, "head")
+        x = build_layer(spec, x, layer, drop)
+    x = KerasPrimitives(spec, "head").conv_bn(x, "", spec.scaled_head_filters(), 1, 1)
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     rate = spec.dropout_rate if dropout_rate is None else dropout_rate
     if rate > 0:

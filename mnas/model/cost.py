@@ -5,12 +5,15 @@ multiply-adds of convolutions and the classifier, squeeze-excite 1x1 convs
 and its gating multiply included; batch norm (folded at inference), activations, pooling and
 additions are free. Parameters count everything Keras counts, batch-norm
 moving statistics included, so totals equal ``model.count_params()``.
+Layers are counted by walking their op's structure (``mnas.model.ops``), so a
+new op is counted without a change here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from mnas.model import ops
 from mnas.model.plan import LayerPlan, conv_output_size, plan_layers
 from mnas.search_space import ArchSpec
 
@@ -37,51 +40,52 @@ class ModelStats:
         return sum(layer.macs for layer in self.layers)
 
 
-class _Counter:
-    def __init__(self) -> None:
+class Counter(ops.ConcretePrimitives):
+    """``mnas.model.ops`` primitives that count instead of compute: a tensor
+    is its shape (height, width, channels)."""
+
+    def __init__(self, layer: LayerPlan | None = None) -> None:
+        super().__init__(ops.NO_LAYER if layer is None else layer.facts)
         self.params = 0
         self.macs = 0
 
-    def conv(self, size, k: int, c_in: int, c_out: int, bias: bool = False) -> None:
-        self.params += k * k * c_in * c_out + (c_out if bias else 0)
-        self.macs += size[0] * size[1] * k * k * c_in * c_out
+    def _conv(self, x, k: int, c_out: int, stride: int, depthwise: bool = False):
+        height, width = conv_output_size(x[:2], stride)
+        weights = k * k * (x[2] if not depthwise else 1) * c_out
+        self.params += weights
+        self.macs += height * width * weights
+        return (height, width, c_out)
 
-    def depthwise(self, size, k: int, channels: int) -> None:
-        self.params += k * k * channels
-        self.macs += size[0] * size[1] * k * k * channels
+    def conv_bn(self, x, part, width, kernel, stride, act=True):
+        self.params += 4 * width  # gamma, beta, moving mean, moving variance
+        return self._conv(x, kernel, width, stride)
 
-    def bn(self, channels: int) -> None:
-        self.params += 4 * channels  # gamma, beta, moving mean, moving variance
+    def depthwise_bn_act(self, x, kernel, stride):
+        self.params += 4 * x[2]
+        return self._conv(x, kernel, x[2], stride, depthwise=True)
 
-    def se(self, size, channels: int, reduced: int) -> None:
-        self.conv((1, 1), 1, channels, reduced, bias=True)
-        self.conv((1, 1), 1, reduced, channels, bias=True)
-        self.macs += size[0] * size[1] * channels  # the gating multiply
+    def global_pool(self, x, part):
+        return (1, 1, x[2])
 
+    def conv_bias(self, x, part, width):
+        self.params += width
+        return self._conv(x, 1, width, 1)
 
-def _layer_counts(layer: LayerPlan) -> _Counter:
-    block, count = layer.block, _Counter()
-    out = layer.output_size
-    if block.conv_op == "conv":
-        count.conv(out, block.kernel_size, layer.input_filters, layer.output_filters)
-        count.bn(layer.output_filters)
-        if block.has_se:
-            count.se(out, layer.output_filters, layer.se_filters)
-    else:
-        expanded = layer.expanded_filters
-        if block.conv_op == "mbconv" and block.expand_ratio != 1:
-            count.conv(layer.input_size, 1, layer.input_filters, expanded)
-            count.bn(expanded)
-        count.depthwise(out, block.kernel_size, expanded)
-        count.bn(expanded)
-        if block.has_se:
-            count.se(out, expanded, layer.se_filters)
-        count.conv(out, 1, expanded, layer.output_filters)
-        count.bn(layer.output_filters)
-    if layer.pool_skip_projects:
-        count.conv(out, 1, layer.input_filters, layer.output_filters)
-        count.bn(layer.output_filters)
-    return count
+    def activation(self, x, part):
+        return x
+
+    def sigmoid(self, x, part):
+        return x
+
+    def multiply(self, x, gate, part):
+        self.macs += x[0] * x[1] * x[2]  # squeeze-excite's gating multiply
+        return x
+
+    def avg_pool(self, x, stride, part):
+        return (*conv_output_size(x[:2], stride), x[2])
+
+    def add(self, y, shortcut):
+        return y
 
 
 def compute_stats(
@@ -91,50 +95,28 @@ def compute_stats(
 ) -> ModelStats:
     if input_shape is None:
         input_shape = (spec.resolution, spec.resolution, 3)
-    height, width, channels = input_shape
     rows = []
 
-    stem = _Counter()
-    stem_size = conv_output_size((height, width), 2)
-    stem_filters = spec.scaled_stem_filters()
-    stem.conv(stem_size, 3, channels, stem_filters)
-    stem.bn(stem_filters)
-    rows.append(
-        LayerStats("stem", "stem", (*stem_size, stem_filters), stem.params, stem.macs)
-    )
+    def row(name: str, block: str, count: Counter, shape) -> None:
+        rows.append(LayerStats(name, block, shape, count.params, count.macs))
 
-    layers = plan_layers(spec, (height, width))
-    for layer in layers:
-        count = _layer_counts(layer)
-        rows.append(
-            LayerStats(
-                layer.name,
-                f"block{layer.block_index}",
-                (*layer.output_size, layer.output_filters),
-                count.params,
-                count.macs,
-            )
+    stem = Counter()
+    shape = stem.conv_bn(tuple(input_shape), "", spec.scaled_stem_filters(), 3, 2)
+    row("stem", "stem", stem, shape)
+    for layer in plan_layers(spec, tuple(input_shape[:2])):
+        count = Counter(layer)
+        shape = ops.apply_layer(
+            count, shape, layer.block.conv_op, layer.op_args, layer.block.skip
         )
-
-    last_size = layers[-1].output_size
-    last_filters = layers[-1].output_filters
-    head_filters = spec.scaled_head_filters()
-    head = _Counter()
-    head.conv(last_size, 1, last_filters, head_filters)
-    head.bn(head_filters)
-    rows.append(
-        LayerStats("head", "head", (*last_size, head_filters), head.params, head.macs)
-    )
-
-    classifier = _Counter()
-    classifier.conv((1, 1), 1, head_filters, num_classes, bias=True)
-    rows.append(
-        LayerStats(
-            "classifier",
-            "head",
-            (1, 1, num_classes),
-            classifier.params,
-            classifier.macs,
-        )
+        row(layer.name, f"block{layer.block_index}", count, shape)
+    head = Counter()
+    shape = head.conv_bn(shape, "", spec.scaled_head_filters(), 1, 1)
+    row("head", "head", head, shape)
+    classifier = Counter()
+    row(
+        "classifier",
+        "head",
+        classifier,
+        classifier.conv_bias((1, 1, shape[2]), "", num_classes),
     )
     return ModelStats(tuple(rows))

@@ -218,13 +218,16 @@ def load_any(
     checkpoint_format: str = "auto",
     num_classes: int = 1000,
     prefer_ema: bool = True,
+    allow_missing_ema: bool = False,
     classifier_activation: str | None = "softmax",
 ) -> LoadedModel:
     """Loads a native weights folder or an official MnasNet checkpoint.
 
     ``auto`` tells them apart by ``weights.json`` (native) or official variable
     names. An official checkpoint needs ``spec`` unless its model scope names
-    a preset (``mnasnet-a1``, ``mnasnet-b1``...).
+    a preset (``mnasnet-a1``, ``mnasnet-b1``...). ``prefer_ema`` and
+    ``allow_missing_ema`` are passed to the official import
+    (``mnas.model.official.checkpoint.load_official_weights``).
     """
     if checkpoint_format not in CHECKPOINT_FORMATS:
         raise WeightsError(
@@ -269,9 +272,16 @@ def load_any(
         spec, shape, num_classes, classifier_activation=classifier_activation
     )
     report = official.load_official_weights(
-        model, spec, path, model_name=model_name, prefer_ema=prefer_ema
+        model,
+        spec,
+        path,
+        model_name=model_name,
+        prefer_ema=prefer_ema,
+        allow_missing_ema=allow_missing_ema,
     )
     ema = "moving averages" if report.ema else "raw weights"
+    if report.missing_ema:
+        ema += f", {len(report.missing_ema)} raw where the moving average is missing"
     return LoadedModel(
         model,
         spec,

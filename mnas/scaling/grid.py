@@ -9,7 +9,9 @@ its deployment resolution (the base's resolution times gamma, rounded to 8),
 measured on the given backend. The triples are ranked by score.
 
 Library code: configs in, results out; the binary (``mnas-scale
---grid_search``) reads flags.
+--grid_search``) reads flags. With a work directory the grid search keeps its
+state like the other search loops (``mnas.io.work_dir``, ``mnas.io.jsonl``,
+``mnas.search.outputs``) and a resume skips the finished triples.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mnas.io.atomic import write_json_atomic
+from mnas.io.jsonl import JsonlLog
 from mnas.io.tables import format_table
+from mnas.io.work_dir import claim_work_dir
 from mnas.model.cost import compute_stats
+from mnas.search.outputs import MODELS_DIR, Outputs, rank
 from mnas.search.reward import RewardConfig, compute_reward
 from mnas.search_space import ArchSpec
 from mnas.search_space.scaling import (
@@ -38,6 +43,9 @@ from mnas.train.data import DataConfig, load_proxy_data
 from mnas.train.proxy import TrainerConfig
 
 RESULTS_FILE = "scaling_search.json"
+JOURNAL_FILE = "triples.jsonl"
+# The grid may grow or shrink on resume; finished triples are kept.
+RESUMABLE_FIELDS = frozenset({"triples"})
 PROXY_RESOLUTION_MULTIPLE = 4
 
 # Five triples within 0.1 of the constraint: the published one, a balanced
@@ -100,6 +108,18 @@ class ScalingSearchConfig:
                 raise ScalingError(f"a triple needs 3 values, got {triple!r}")
             ScalingCoefficients(*triple).check(self.tolerance)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe form written to the work directory's ``config.json``."""
+        return {
+            "triples": [list(t) for t in self.triples],
+            "tolerance": self.tolerance,
+            "phi": self.phi,
+            "data": dataclasses.asdict(self.data),
+            "trainer": dataclasses.asdict(self.trainer),
+            "reward": None if self.reward is None else dataclasses.asdict(self.reward),
+            "seed": self.seed,
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class TripleResult:
@@ -117,8 +137,19 @@ class TripleResult:
     train_s: float
     error: str | None = None
 
+    @property
+    def triple(self) -> tuple[float, float, float]:
+        return (self.alpha, self.beta, self.gamma)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TripleResult:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,80 +233,219 @@ def run_scaling_search(
     config: ScalingSearchConfig,
     backend=None,
     progress: Callable[[str], None] | None = None,
+    work_dir: str | None = None,
+    resume: bool = False,
 ) -> ScalingSearchResult:
     """Trains and scores every triple of ``config``; ``backend`` (a
-    ``LatencyBackend``) is required when ``config.reward`` is set."""
+    ``LatencyBackend``) is required when ``config.reward`` is set.
+
+    With ``work_dir`` the search keeps its state there like the other loops:
+    ``config.json``, ``triples.jsonl`` (one line per finished triple, so a
+    ``resume`` skips them), ``best.json`` (the best triple's scaled
+    architecture first, readable by ``--arch=best.json``), ``scaling_search.json``
+    and, when scoring by reward, the best triple's model under ``models/``
+    (and ``pareto.png``). The directory is locked while the search runs.
+    """
     if config.reward is not None and backend is None:
         raise ValueError("a latency target needs a latency backend")
-    import keras
-
-    from mnas.model.builder import build_model
-    from mnas.search.workers.candidate import export_trained
-    from mnas.train.proxy import TrainingDivergedError, train_and_evaluate
-
-    start = time.perf_counter()
-    datasets: dict[int, Any] = {}
-    results: list[TripleResult] = []
-    with tempfile.TemporaryDirectory(prefix="mnas-scale-") as scratch:
-        for index, (alpha, beta, gamma) in enumerate(config.triples):
-            spec = scale(base, config.phi, alpha, beta, gamma, config.tolerance)
-            proxy_px = scaled_resolution(
-                config.data.resolution,
-                gamma**config.phi,
-                PROXY_RESOLUTION_MULTIPLE,
-            )
-            if proxy_px not in datasets:
-                datasets[proxy_px] = load_proxy_data(
-                    dataclasses.replace(config.data, resolution=proxy_px)
-                )
-            data = datasets[proxy_px]
-            stats = compute_stats(spec, num_classes=data.num_classes)
-            keras.utils.set_random_seed(config.seed)
-            model = build_model(spec, data.image_shape, data.num_classes)
-            accuracy = latency_ms = score = None
-            error = None
-            train_s = 0.0
-            try:
-                trained = train_and_evaluate(model, data, config.trainer)
-                accuracy = float(trained.accuracy)
-                train_s = float(trained.wall_time_s)
-                score = accuracy
-            except TrainingDivergedError as failure:
-                error = str(failure)
-            if config.reward is not None and error is None:
-                path = os.path.join(scratch, f"triple{index}.tflite")
-                export_trained(spec, model, spec.resolution, path)
-                latency_ms = float(backend.measure(path).median_ms)
-                score = compute_reward(accuracy, latency_ms, config.reward)
-            keras.backend.clear_session()
-            result = TripleResult(
-                alpha=alpha,
-                beta=beta,
-                gamma=gamma,
-                flops_factor=ScalingCoefficients(alpha, beta, gamma).flops_factor,
-                proxy_resolution=proxy_px,
-                resolution=spec.resolution,
-                params=stats.params,
-                macs=stats.macs,
-                accuracy=accuracy,
-                latency_ms=latency_ms,
-                score=score,
-                train_s=train_s,
-                error=error,
-            )
-            results.append(result)
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="mnas-scale-") as scratch:
+            return _GridRun(base, config, backend, progress, scratch, None).run()
+    claimed = claim_work_dir(
+        work_dir,
+        {"base": base.to_dict(), **config.to_dict()},
+        resume,
+        RESUMABLE_FIELDS,
+        ScalingError,
+        state_file=JOURNAL_FILE,
+    )
+    try:
+        journal = JsonlLog.open(
+            claimed.file(JOURNAL_FILE),
+            TripleResult.from_dict,
+            TripleResult.to_dict,
+            "triple result",
+        )
+        for note in journal.recovery_notes:
             if progress is not None:
-                progress(_progress_line(index, len(config.triples), result))
-    ranked = sorted(
-        results,
-        key=lambda r: (r.score is None, -(r.score or 0.0)),
-    )
-    return ScalingSearchResult(
-        base=base,
-        config=config,
-        results=tuple(ranked),
-        wall_time_s=time.perf_counter() - start,
-    )
+                progress(f"journal recovery: {note}")
+        models = claimed.file(MODELS_DIR)
+        os.makedirs(models, exist_ok=True)
+        grid = _GridRun(base, config, backend, progress, models, journal)
+        result = grid.run()
+        result.write(work_dir)
+        return result
+    finally:
+        claimed.release()
+
+
+def _key(triple: Sequence[float]) -> tuple[float, ...]:
+    return tuple(round(float(v), 6) for v in triple)
+
+
+class _GridRun:
+    """One pass over the grid; ``journal`` (None: no work dir) holds the
+    triples finished before and receives the new ones."""
+
+    def __init__(self, base, config, backend, progress, models, journal) -> None:
+        self.base = base
+        self.config = config
+        self.backend = backend
+        self.progress = progress
+        self.models = models
+        self.journal = journal
+        self.outputs = None if journal is None else Outputs(os.path.dirname(models))
+        self.datasets: dict[int, Any] = {}
+
+    def run(self) -> ScalingSearchResult:
+        start = time.perf_counter()
+        done = (
+            {}
+            if self.journal is None
+            else {_key(r.triple): r for r in self.journal.records}
+        )
+        results: list[TripleResult] = []
+        total = len(self.config.triples)
+        for index, triple in enumerate(self.config.triples):
+            previous = done.get(_key(triple))
+            if previous is not None:
+                results.append(previous)
+                self._say(_progress_line(index, total, previous) + " [journal]")
+                continue
+            result = self._evaluate(triple)
+            results.append(result)
+            if self.journal is not None:
+                self.journal.append(result)
+                self._write_outputs(results)
+            self._say(_progress_line(index, total, result))
+        order = {_key(t): i for i, t in enumerate(self.config.triples)}
+        ranked = rank(results, lambda r: r.score, lambda r: order[_key(r.triple)])
+        if self.journal is not None:
+            self._write_outputs(results)
+        return ScalingSearchResult(
+            base=self.base,
+            config=self.config,
+            results=tuple(ranked),
+            wall_time_s=time.perf_counter() - start,
+        )
+
+    def _say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
+
+    def _evaluate(self, triple: tuple[float, float, float]) -> TripleResult:
+        import keras
+
+        from mnas.model.builder import build_model
+        from mnas.search.workers.candidate import export_trained
+        from mnas.train.proxy import TrainingDivergedError, train_and_evaluate
+
+        config = self.config
+        alpha, beta, gamma = triple
+        spec = scale(self.base, config.phi, alpha, beta, gamma, config.tolerance)
+        proxy_px = scaled_resolution(
+            config.data.resolution, gamma**config.phi, PROXY_RESOLUTION_MULTIPLE
+        )
+        if proxy_px not in self.datasets:
+            self.datasets[proxy_px] = load_proxy_data(
+                dataclasses.replace(config.data, resolution=proxy_px)
+            )
+        data = self.datasets[proxy_px]
+        stats = compute_stats(spec, num_classes=data.num_classes)
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(spec, data.image_shape, data.num_classes)
+        accuracy = latency_ms = score = None
+        error = None
+        train_s = 0.0
+        try:
+            trained = train_and_evaluate(model, data, config.trainer)
+            accuracy = float(trained.accuracy)
+            train_s = float(trained.wall_time_s)
+            score = accuracy
+        except TrainingDivergedError as failure:
+            error = str(failure)
+        if config.reward is not None and error is None:
+            path = os.path.join(self.models, triple_model_name(triple))
+            export_trained(spec, model, spec.resolution, path)
+            latency_ms = float(self.backend.measure(path).median_ms)
+            score = compute_reward(accuracy, latency_ms, config.reward)
+        keras.backend.clear_session()
+        return TripleResult(
+            alpha=alpha,
+            beta=beta,
+            gamma=gamma,
+            flops_factor=ScalingCoefficients(alpha, beta, gamma).flops_factor,
+            proxy_resolution=proxy_px,
+            resolution=spec.resolution,
+            params=stats.params,
+            macs=stats.macs,
+            accuracy=accuracy,
+            latency_ms=latency_ms,
+            score=score,
+            train_s=train_s,
+            error=error,
+        )
+
+    def _write_outputs(self, results: Sequence[TripleResult]) -> None:
+        """``best.json``, the best triple's model, ``pareto.png`` (work dir only)."""
+        order = {_key(t): i for i, t in enumerate(self.config.triples)}
+        ranked = rank(
+            (r for r in results if r.score is not None),
+            lambda r: r.score,
+            lambda r: order.get(_key(r.triple), len(order)),
+        )
+        best = ranked[:1]
+        self.outputs.prune_models(
+            [triple_model_name(r.triple) for r in results],
+            {triple_model_name(r.triple) for r in best},
+        )
+        entries = []
+        for position, r in enumerate(best, 1):
+            spec = scale(
+                self.base,
+                self.config.phi,
+                r.alpha,
+                r.beta,
+                r.gamma,
+                self.config.tolerance,
+            )
+            model = self.outputs.model_path(triple_model_name(r.triple))
+            entries.append(
+                {
+                    "rank": position,
+                    "alpha": r.alpha,
+                    "beta": r.beta,
+                    "gamma": r.gamma,
+                    "score": r.score,
+                    "accuracy": r.accuracy,
+                    "latency_ms": r.latency_ms,
+                    "block_strings": list(spec.block_strings),
+                    "arch": spec.to_dict(),
+                    "tflite": model if os.path.exists(model) else None,
+                }
+            )
+        self.outputs.write_best(
+            {
+                "method": "scaling_grid",
+                "base": self.base.name,
+                "phi": self.config.phi,
+                "score": "reward" if self.config.reward is not None else "accuracy",
+            },
+            len(ranked),
+            entries,
+        )
+        timed = [r for r in ranked if r.latency_ms is not None]
+        if timed:
+            self.outputs.plot_pareto(
+                [(r.latency_ms, r.accuracy) for r in timed],
+                self.config.reward.target_ms,
+                title=f"mnas-scale grid: {len(timed)} scored triples",
+            )
+
+
+def triple_model_name(triple: Sequence[float]) -> str:
+    alpha, beta, gamma = triple
+    return f"triple-{alpha:g}-{beta:g}-{gamma:g}.tflite"
 
 
 def _progress_line(index: int, total: int, r: TripleResult) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mnas.io.atomic import save_figure_atomic
+
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of points not dominated by another (lower latency, higher accuracy).
@@ -52,9 +54,5 @@ def plot_pareto(
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    partial = path + ".partial.png"
-    figure.savefig(partial)
+    save_figure_atomic(path, figure)
     plt.close(figure)
-    import os
-
-    os.replace(partial, path)

@@ -1,13 +1,23 @@
 """The MnasNet search loop: propose -> decode -> evaluate -> measure -> reward.
 
-Only this module (and the binaries) join the layers: the controller sees
+Only this package (and the binaries) join the layers: the controller sees
 decisions, the builder sees an ``ArchSpec``, the latency backends see
-``.tflite`` files.
+``.tflite`` files. ``Search`` wires four roles together:
 
-Durability. Everything lives in the work directory: ``config.json``, the
-append-only ``trials.jsonl``, the controller checkpoint, TensorBoard summaries,
-``best.json``, ``pareto.png`` and the best models as ``.tflite``. The order of
-writes makes a kill at any moment recoverable:
+* the **oracle** (``mnas.search.oracle``): controller + trial journal; it
+  proposes, learns from results, and recovers by replaying the journal;
+* the **runner**: an ``Executor`` of candidate evaluations
+  (``mnas.search.workers.pool``) and the latency scorer
+  (``mnas.search.scoring``: measured, predicted, verified top-k);
+* the **display** (``mnas.search.display``): the progress line;
+* the **outputs** (``mnas.search.outputs``): ``best.json``, ``pareto.png``,
+  the kept ``.tflite`` models; plus TensorBoard summaries. Display, outputs and
+  summaries are callbacks (``mnas.search.callbacks``).
+
+Durability. Everything lives in the work directory, locked for the run:
+``config.json``, the append-only ``trials.jsonl``, the controller checkpoint,
+TensorBoard summaries, ``best.json``, ``pareto.png`` and the best models as
+``.tflite``. The order of writes makes a kill at any moment recoverable:
 
 1. ``controller.propose()``; the controller checkpoint is saved; then the
    RUNNING record is appended. A proposal the journal never saw is turned into
@@ -18,340 +28,366 @@ writes makes a kill at any moment recoverable:
    counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
 
+An interruption (Ctrl-C, or SIGTERM, which the binaries turn into a
+``KeyboardInterrupt``) stops the executor's running evaluations, names the
+trials it cut short, writes the outputs and unlocks the work directory; those
+trials stay RUNNING, as after a kill.
+
 Latency modes (``latency_mode``): ``measured`` times every exported model on
 the backend; ``predicted`` scores with the lookup-table predictor and times
 nothing; ``verified`` scores with the predictor and also times each trial
 that enters the top-k, appending a record with both numbers (the reward stays
 the predicted one, so the controller sees one consistent signal).
+
+A search whose last ``max_consecutive_failures`` trials all failed stops with
+``ConsecutiveFailuresError`` (a dead backend would fail every trial); its
+unfinished trials stay RUNNING and are re-run by a resume.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import time
-from collections.abc import Callable
-from typing import Any, Protocol
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
-from mnas.io.atomic import write_json_atomic
-from mnas.io.progress import Progress
 from mnas.io.work_dir import claim_work_dir
-from mnas.search.reward import RewardConfig, compute_reward
+from mnas.search.callbacks import Callback, TensorBoardLogger
+from mnas.search.config import (
+    LATENCY_MODES,
+    RESUMABLE_FIELDS,
+    SearchConfig,
+    SearchConfigError,
+    canonical_config_dict,
+)
+from mnas.search.display import SearchDisplay
+from mnas.search.oracle import Oracle
+from mnas.search.outputs import (
+    Outputs,
+    rank_trials,
+    trial_entry,
+    trial_model_name,
+)
+from mnas.search.reward import compute_reward
+from mnas.search.scoring import Backend, Latency, LatencyScorer
 from mnas.search.trial import Journal, TrialRecord
-from mnas.search_space import ArchSpec, get_search_space
+from mnas.search.workers.pool import Executor, Outcome
+from mnas.search_space import get_search_space
 
 JOURNAL_FILE = "trials.jsonl"
-BEST_FILE = "best.json"
-PARETO_FILE = "pareto.png"
 CONTROLLER_DIR = "controller"
-MODELS_DIR = "models"
 TENSORBOARD_DIR = "tensorboard"
 WORKER_LOG_DIR = "workers"
 
-LATENCY_MODES = ("measured", "predicted", "verified")
-
-# Fields that may change when a search is resumed.
-RESUMABLE_FIELDS = frozenset(
-    {"num_trials", "num_workers", "trial_timeout_s", "work_dir"}
-)
-
-
-class SearchConfigError(ValueError):
-    """A search cannot start or resume with this configuration."""
+__all__ = [
+    "LATENCY_MODES",
+    "RESUMABLE_FIELDS",
+    "ConsecutiveFailuresError",
+    "Search",
+    "SearchConfig",
+    "SearchConfigError",
+]
 
 
-@dataclasses.dataclass(frozen=True)
-class SearchConfig:
-    """Everything that defines a search; written to ``config.json``.
+class SearchStoppedError(RuntimeError):
+    """The search stopped before its budget was spent."""
 
-    ``data`` and ``trainer`` are the kwargs of ``mnas.train.data.DataConfig`` and
-    ``mnas.train.proxy.TrainerConfig``; ``controller`` those of
-    ``mnas.controller.ControllerConfig``; ``latency_options`` those of the
-    latency backend.
-    """
 
-    work_dir: str
-    num_trials: int = 16
-    num_workers: int = 1
-    space: str = "mnasnet"
-    controller_kind: str = "reinforce"
-    controller: dict[str, Any] = dataclasses.field(default_factory=dict)
-    reward: RewardConfig = RewardConfig()
-    data: dict[str, Any] = dataclasses.field(default_factory=dict)
-    trainer: dict[str, Any] = dataclasses.field(default_factory=dict)
-    deployment_resolution: int = 224
-    latency_backend: str = "host"
-    latency_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    latency_cache: str | None = None
-    latency_mode: str = "measured"
-    lut_path: str | None = None
-    top_k: int = 3
-    trial_timeout_s: float = 3600.0
-    seed: int = 0
+class ConsecutiveFailuresError(SearchStoppedError):
+    """The last ``max_consecutive_failures`` trials all failed."""
 
-    def __post_init__(self) -> None:
-        if self.num_trials < 1:
-            raise SearchConfigError(f"num_trials must be >= 1, got {self.num_trials}")
-        if self.num_workers < 1:
-            raise SearchConfigError(f"num_workers must be >= 1, got {self.num_workers}")
-        if self.deployment_resolution < 32:
-            raise SearchConfigError(
-                f"deployment_resolution must be >= 32, got {self.deployment_resolution}"
+    def __init__(self, trial_ids: Sequence[int], errors: Sequence[str]) -> None:
+        self.trial_ids = tuple(trial_ids)
+        self.common_error = common_error(errors)
+        super().__init__(
+            f"stopped after {len(self.trial_ids)} consecutive failed trials "
+            f"({', '.join(str(t) for t in self.trial_ids)}); their common error: "
+            f"{self.common_error}"
+        )
+
+
+def common_error(errors: Sequence[str]) -> str:
+    """The first line most of ``errors`` share (trial numbers masked)."""
+    lines = [
+        re.sub(r"\btrial \d+", "trial N", (e or "unknown error").splitlines()[0])
+        for e in errors
+    ]
+    line, count = Counter(lines).most_common(1)[0]
+    if count == len(lines):
+        return line
+    return f"{line} (in {count} of {len(lines)}; the others differ)"
+
+
+class _FailureStreak:
+    """Failed trials in a row, in the order they finished."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.records: list[TrialRecord] = []
+
+    def add(self, record: TrialRecord) -> None:
+        if record.status == "FAILED":
+            self.records.append(record)
+        else:
+            self.records.clear()
+
+    @property
+    def tripped(self) -> bool:
+        return self.limit is not None and len(self.records) >= self.limit
+
+    def error(self) -> ConsecutiveFailuresError:
+        return ConsecutiveFailuresError(
+            [r.trial_id for r in self.records], [r.error or "" for r in self.records]
+        )
+
+
+class SearchOutputs(Callback):
+    """``best.json``, ``pareto.png`` and the top-k models, after every trial."""
+
+    def __init__(self, outputs: Outputs, config: SearchConfig, space, journal) -> None:
+        self.outputs = outputs
+        self.config = config
+        self.space = space
+        self.journal = journal
+
+    def on_trial_end(self, record: TrialRecord, ranked: Sequence[TrialRecord]) -> None:
+        self.write(ranked)
+
+    def write(self, ranked: Sequence[TrialRecord]) -> list[dict[str, Any]]:
+        best = list(ranked[: self.config.top_k])
+        keep = {trial_model_name(r.trial_id) for r in best}
+        finished = [
+            trial_model_name(r.trial_id)
+            for r in self.journal.latest().values()
+            if r.finished
+        ]
+        self.outputs.prune_models(finished, keep)
+        entries = [
+            trial_entry(
+                rank,
+                r,
+                self.space.decode(r.actions),
+                self.outputs.model_path(trial_model_name(r.trial_id)),
             )
-        if self.top_k < 1:
-            raise SearchConfigError(f"top_k must be >= 1, got {self.top_k}")
-        if self.latency_mode not in LATENCY_MODES:
-            raise SearchConfigError(
-                f"latency mode must be one of {', '.join(LATENCY_MODES)}, "
-                f"got {self.latency_mode!r}"
-            )
-        if self.latency_mode != "measured" and not self.lut_path:
-            raise SearchConfigError(
-                f"--latency={self.latency_mode} needs a lookup table (--lut); build "
-                "one with `mnas-latency --build_lut`"
-            )
-        if not isinstance(self.reward, RewardConfig):
-            object.__setattr__(self, "reward", RewardConfig(**self.reward))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        data = dict(data)
-        data["reward"] = RewardConfig(**data.get("reward", {}))
-        return cls(**data)
-
-
-class Pool(Protocol):
-    def free_slots(self) -> int: ...
-    def busy(self) -> int: ...
-    def submit(self, trial_id: int, task: dict[str, Any]) -> None: ...
-    def poll(self, timeout: float = 1.0) -> list: ...
-    def close(self) -> None: ...
-
-
-class Backend(Protocol):
-    def measure(self, tflite_path: str) -> Any: ...
+            for rank, r in enumerate(best, 1)
+        ]
+        self.outputs.write_best(
+            {
+                "search_space": self.space.identity(),
+                "reward": dataclasses.asdict(self.config.reward),
+            },
+            len(ranked),
+            entries,
+        )
+        self.outputs.plot_pareto(
+            [(r.latency_ms, r.accuracy) for r in ranked],
+            self.config.reward.target_ms,
+            title=f"mnas search: {len(ranked)} completed trials",
+        )
+        return entries
 
 
 class Search:
-    """One search in one work directory. ``run()`` returns the best trials."""
+    """One search in one work directory. ``run()`` returns the best trials.
+
+    ``pool`` is the ``Executor`` of candidate evaluations; ``backend`` times
+    models (``measured``/``verified``), ``predictor`` predicts
+    (``predicted``/``verified``). The work directory stays locked from here
+    until ``run()`` ends (or ``close()``).
+    """
 
     def __init__(
         self,
         config: SearchConfig,
-        pool: Pool,
+        pool: Executor,
         backend: Backend,
         resume: bool = False,
         controller_factory: Callable[..., Any] | None = None,
         log: Callable[[str], None] = print,
-        progress_stream=None,
+        progress_stream: TextIO | None = None,
         predictor=None,
+        callbacks: Sequence[Callback] = (),
     ):
         self.config = config
         self.pool = pool
-        self.backend = backend
         if config.latency_mode != "measured" and predictor is None:
             raise SearchConfigError(
                 f"latency mode {config.latency_mode!r} needs a latency predictor"
             )
-        self.predictor = predictor
         self.log = log
         self.space = get_search_space(config.space)
-        self._progress_stream = progress_stream
-        self._prepare_work_dir(resume)
-        self.journal = Journal.open(self._path(JOURNAL_FILE))
-        for note in self.journal.recovery_notes:
-            self.log(f"journal recovery: {note}")
-        self.controller = self._make_controller(controller_factory)
-        self._writer = None
-
-    # -- setup -----------------------------------------------------------------
-    def _path(self, *parts: str) -> str:
-        return os.path.join(self.config.work_dir, *parts)
-
-    def _prepare_work_dir(self, resume: bool) -> None:
-        claim_work_dir(
-            self.config.work_dir,
-            self.config.to_dict(),
+        self.work_dir = claim_work_dir(
+            config.work_dir,
+            config.to_dict(),
             resume,
             RESUMABLE_FIELDS,
             SearchConfigError,
             state_file=JOURNAL_FILE,
+            upgrade=canonical_config_dict,
         )
-        for sub in (MODELS_DIR, CONTROLLER_DIR):
-            os.makedirs(self._path(sub), exist_ok=True)
+        try:
+            self.journal = Journal.open(self.work_dir.file(JOURNAL_FILE))
+            for note in self.journal.recovery_notes:
+                self.log(f"journal recovery: {note}")
+            self.outputs = Outputs(config.work_dir)
+            self.tensorboard = TensorBoardLogger(self.work_dir.file(TENSORBOARD_DIR))
+            self.oracle = Oracle.restore(
+                self._make_controller(controller_factory),
+                self.journal,
+                self.space,
+                self.work_dir.file(CONTROLLER_DIR),
+                on_update=self._controller_updated,
+            )
+            self.oracle.check_journal()
+        except BaseException:
+            self.work_dir.release()
+            raise
+        self.scorer = LatencyScorer(
+            config.latency_mode, backend, predictor, config.deployment_resolution
+        )
+        self.search_outputs = SearchOutputs(
+            self.outputs, config, self.space, self.journal
+        )
+        self.callbacks: list[Callback] = [
+            self.search_outputs,
+            self.tensorboard,
+            SearchDisplay(config.num_trials, progress_stream),
+            *callbacks,
+        ]
+
+    # -- setup -----------------------------------------------------------------
+    @property
+    def controller(self):
+        return self.oracle.controller
+
+    @property
+    def backend(self) -> Backend:
+        return self.scorer.backend
 
     def _make_controller(self, factory):
-        from mnas.controller import ControllerConfig, make_controller
+        from mnas.controller import make_controller
 
-        controller_config = ControllerConfig(
-            **{"seed": self.config.seed, **self.config.controller}
-        )
         factory = factory or make_controller
-        controller = factory(
-            self.config.controller_kind, self.space.decisions(), controller_config
+        return factory(
+            self.config.controller_kind, self.space.decisions(), self.config.controller
         )
-        checkpoint_dir = self._path(CONTROLLER_DIR)
-        import tensorflow as tf
 
-        if tf.train.latest_checkpoint(checkpoint_dir):
-            controller.restore(checkpoint_dir)
-        return controller
+    def _controller_updated(self, controller) -> None:
+        for callback in getattr(self, "callbacks", ()):
+            callback.on_controller_update(controller)
+
+    def close(self) -> None:
+        """Stops the executor and unlocks the work directory (``run`` does it)."""
+        try:
+            self.pool.close()
+        finally:
+            self.work_dir.release()
+
+    def __enter__(self) -> Search:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
-        latest = self.journal.latest()
-        pending = {p.proposal_id: p for p in self.controller.pending_proposals()}
-        replayed = 0
-        for record in latest.values():
-            if record.finished and record.proposal_id in pending:
-                self._feed_controller(record)
-                del pending[record.proposal_id]
-                replayed += 1
-        reruns = [r for r in latest.values() if r.status == "RUNNING"]
-        known = {r.proposal_id for r in latest.values()}
-        orphans = [p for pid, p in sorted(pending.items()) if pid not in known]
-        if replayed or reruns or orphans:
-            self.controller.save(self._path(CONTROLLER_DIR))
-            self.log(
-                f"resuming: {sum(r.finished for r in latest.values())} trials finished, "
-                f"{len(reruns)} interrupted trials to re-run, {replayed} rewards replayed, "
-                f"{len(orphans)} unrecorded proposals"
-            )
-        finished = sum(1 for r in latest.values() if r.finished)
-        progress = Progress(self.config.num_trials, finished, self._progress_stream)
+        """Runs the search to ``num_trials`` finished trials; returns the
+        ``best.json`` entries. Raises ``ConsecutiveFailuresError`` (after
+        writing the outputs) when too many trials fail in a row."""
+        streak = _FailureStreak(self.config.max_consecutive_failures)
         in_flight: dict[int, TrialRecord] = {}
         try:
-            while finished < self.config.num_trials:
+            plan = self.oracle.resume()
+            message = plan.describe()
+            if message is not None:
+                self.log(message)
+            for callback in self.callbacks:
+                callback.on_search_begin(plan.finished)
+            finished = plan.finished
+            while finished < self.config.num_trials and not streak.tripped:
                 while (
                     self.pool.free_slots() > 0
                     and finished + len(in_flight) < self.config.num_trials
                 ):
-                    record = self._next_trial(reruns, orphans)
-                    self.journal.append(record)
+                    record = self.oracle.next_trial()
                     self.pool.submit(record.trial_id, self._task(record))
                     in_flight[record.trial_id] = record
+                    for callback in self.callbacks:
+                        callback.on_trial_begin(record)
                 outcomes = self.pool.poll(1.0)
-                latencies = self._latencies(outcomes, in_flight)
+                latencies = self.scorer.score(
+                    outcomes,
+                    {
+                        o.trial_id: self.space.decode(in_flight[o.trial_id].actions)
+                        for o in outcomes
+                    },
+                )
                 for outcome in outcomes:
                     record = in_flight.pop(outcome.trial_id)
                     record = self._finish(
                         record, outcome, latencies.get(outcome.trial_id)
                     )
                     finished += 1
-                    progress.update(finished, self._progress_message(record))
+                    streak.add(record)
+                    ranked = rank_trials(self.oracle.latest().values())
+                    for callback in self.callbacks:
+                        callback.on_trial_end(record, ranked)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the binary's rule
+            self._interrupted(in_flight)
+            raise
         finally:
-            self.pool.close()
-            if self._writer is not None:
-                self._writer.close()
-        best = self._write_outputs(final=True)
+            try:
+                self.pool.close()
+                for callback in self.callbacks:
+                    callback.on_search_end(rank_trials(self.oracle.latest().values()))
+            finally:
+                self.work_dir.release()
+        best = self.search_outputs.write(rank_trials(self.oracle.latest().values()))
+        if streak.tripped:
+            raise streak.error()
         return best
 
-    def _next_trial(self, reruns: list[TrialRecord], orphans: list) -> TrialRecord:
-        if reruns:
-            old = reruns.pop(0)
-            return old.replace(status="RUNNING", attempt=old.attempt + 1, error=None)
-        if orphans:
-            proposal = orphans.pop(0)
+    def _interrupted(self, in_flight: dict[int, TrialRecord]) -> None:
+        """Says which trials the interruption cut short. Their RUNNING records
+        stay the last word in the journal, so a resume re-runs them."""
+        if not in_flight:
+            return
+        ids = ", ".join(str(trial_id) for trial_id in sorted(in_flight))
+        if len(in_flight) == 1:
+            said = f"trial {ids} stays RUNNING in the journal; a resume re-runs it"
         else:
-            proposal = self.controller.propose()
-            self.controller.save(self._path(CONTROLLER_DIR))
-        spec = self.space.decode(proposal.actions)
-        return TrialRecord(
-            trial_id=self.journal.next_trial_id(),
-            status="RUNNING",
-            proposal_id=proposal.proposal_id,
-            actions=proposal.actions,
-            block_strings=spec.block_strings,
-        )
+            said = f"trials {ids} stay RUNNING in the journal; a resume re-runs them"
+        self.log(f"interrupted: {said}")
 
     def _task(self, record: TrialRecord) -> dict[str, Any]:
         spec = self.space.decode(record.actions)
         return {
             "trial_id": record.trial_id,
             "arch": spec.to_dict(),
-            "data": self.config.data,
-            "trainer": self.config.trainer,
+            "data": dataclasses.asdict(self.config.data),
+            "trainer": dataclasses.asdict(self.config.trainer),
             "deployment_resolution": self.config.deployment_resolution,
-            "tflite_path": self._path(
-                MODELS_DIR, f"trial-{record.trial_id:05d}.tflite"
-            ),
+            "tflite_path": self.outputs.model_path(trial_model_name(record.trial_id)),
             "seed": self.config.seed + record.trial_id,
         }
 
-    def _latencies(
-        self, outcomes: list, in_flight: dict[int, TrialRecord]
-    ) -> dict[int, tuple[Any, str | None, float]]:
-        if self.config.latency_mode == "measured":
-            return self._measure(outcomes)
-        return self._predict(outcomes, in_flight)
-
-    def _predict(
-        self, outcomes: list, in_flight: dict[int, TrialRecord]
-    ) -> dict[int, tuple[Any, str | None, float]]:
-        """Lookup-table predictions for the finished models (nothing is timed)."""
-        from mnas.latency.lut.predictor import LookupTableBackend
-
-        lut = LookupTableBackend(self.predictor)
-        predicted: dict[int, tuple[Any, str | None, float]] = {}
-        for outcome in outcomes:
-            if not outcome.ok:
-                continue
-            spec = self.space.decode(in_flight[outcome.trial_id].actions)
-            start = time.perf_counter()
-            try:
-                result = lut.measure_spec(
-                    spec,
-                    resolution=self.config.deployment_resolution,
-                    num_classes=outcome.result.get("num_classes"),
-                )
-                error = None
-            except Exception as failure:  # noqa: BLE001 - fails only this trial
-                result, error = None, str(failure)
-            predicted[outcome.trial_id] = (result, error, time.perf_counter() - start)
-        return predicted
-
-    def _measure(self, outcomes: list) -> dict[int, tuple[Any, str | None, float]]:
-        """Times the finished models: (result, error, seconds) per trial.
-
-        A device pool (``measure_all``) spreads them over its devices; a single
-        backend takes them in turn.
-        """
-        done = [o for o in outcomes if o.ok]
-        if not done:
-            return {}
-        paths = [o.result["tflite_path"] for o in done]
-        start = time.perf_counter()
-        measured: dict[int, tuple[Any, str | None, float]] = {}
-        if hasattr(self.backend, "measure_all"):
-            pooled = self.backend.measure_all(paths)
-            seconds = (time.perf_counter() - start) / len(done)
-            for outcome, item in zip(done, pooled):
-                error = None if item.ok else str(item.error)
-                measured[outcome.trial_id] = (item.result, error, seconds)
-            return measured
-        for outcome, path in zip(done, paths):
-            start = time.perf_counter()
-            try:
-                result, error = self.backend.measure(path), None
-            except Exception as failure:  # noqa: BLE001 - fails only this trial
-                result, error = None, str(failure)
-            measured[outcome.trial_id] = (result, error, time.perf_counter() - start)
-        return measured
-
-    def _finish(self, record: TrialRecord, outcome, measured) -> TrialRecord:
+    def _finish(
+        self, record: TrialRecord, outcome: Outcome, latency: Latency | None
+    ) -> TrialRecord:
+        if outcome.node is not None:
+            record = record.replace(node=outcome.node)
         if not outcome.ok:
             return self._fail(record, outcome.error or "unknown error")
         result = outcome.result
         timings = dict(result.get("timings", {}))
-        latency, error, seconds = measured
-        timings["latency_s"] = seconds
-        if error is not None:
-            return self._fail(record, f"latency measurement failed: {error}", timings)
-        latency_ms = float(latency.median_ms)
+        timings["latency_s"] = latency.seconds
+        if latency.error is not None:
+            return self._fail(
+                record, f"latency measurement failed: {latency.error}", timings
+            )
+        latency_ms = float(latency.result.median_ms)
         accuracy = float(result["accuracy"])
         if not (
             math.isfinite(accuracy) and math.isfinite(latency_ms) and latency_ms > 0
@@ -362,44 +398,45 @@ class Search:
                 timings,
             )
         reward = compute_reward(accuracy, latency_ms, self.config.reward)
-        predicted = self.config.latency_mode != "measured"
+        predicted = self.scorer.predicted
+        measured = latency.result
         completed = record.replace(
             status="COMPLETED",
             accuracy=accuracy,
             latency_ms=latency_ms,
-            latency=latency.to_dict() if hasattr(latency, "to_dict") else None,
+            latency=measured.to_dict() if hasattr(measured, "to_dict") else None,
             latency_source="predicted" if predicted else "measured",
             predicted_ms=latency_ms if predicted else None,
             measured_ms=None if predicted else latency_ms,
             reward=reward,
             timings=timings,
-            tflite_path=result["tflite_path"],
+            tflite_path=result.get("tflite_path"),  # none from a one-shot evaluator
         )
-        self.journal.append(completed)
-        self._feed_controller(completed)
-        self.controller.save(self._path(CONTROLLER_DIR))
+        self.oracle.finish(completed)
         if self.config.latency_mode == "verified":
             completed = self._verify_top_k(completed)
-        self._write_outputs()
         return completed
 
     def _verify_top_k(self, record: TrialRecord) -> TrialRecord:
         """Times every top-k trial still lacking a measurement; returns ``record``
         as last written. A failed timing is logged and leaves the trial as it was."""
-        ranked = sorted(self.completed(), key=lambda r: (-r.reward, r.trial_id))
+        import os
+
         latest = record
-        for top in ranked[: self.config.top_k]:
-            if top.measured_ms is not None or not top.tflite_path:
+        for top in rank_trials(self.oracle.latest().values())[: self.config.top_k]:
+            if top.measured_ms is not None:
                 continue
-            if not os.path.exists(top.tflite_path):
+            path = self.outputs.model_path(trial_model_name(top.trial_id))
+            if not os.path.exists(path):
                 continue
-            try:
-                measured = self.backend.measure(top.tflite_path)
-            except Exception as failure:  # noqa: BLE001 - the score stands
-                self.log(f"trial {top.trial_id}: verification failed: {failure}")
+            measured = self.scorer.measure(path)
+            if measured.error is not None:
+                self.log(f"trial {top.trial_id}: verification failed: {measured.error}")
                 continue
-            verified = dataclasses.replace(top, measured_ms=float(measured.median_ms))
-            self.journal.append(verified)
+            verified = dataclasses.replace(
+                top, measured_ms=float(measured.result.median_ms)
+            )
+            self.oracle.amend(verified)
             self.log(
                 f"trial {top.trial_id} verified: predicted {top.predicted_ms:.2f} ms, "
                 f"measured {verified.measured_ms:.2f} ms"
@@ -410,114 +447,10 @@ class Search:
 
     def _fail(self, record: TrialRecord, error: str, timings=None) -> TrialRecord:
         failed = record.replace(status="FAILED", error=error, timings=timings or {})
-        self.journal.append(failed)
-        self._feed_controller(failed)
-        self.controller.save(self._path(CONTROLLER_DIR))
+        self.oracle.finish(failed)
         self.log(f"trial {record.trial_id} FAILED: {error.splitlines()[0]}")
-        self._write_outputs()
         return failed
 
-    def _feed_controller(self, record: TrialRecord) -> None:
-        pending = {p.proposal_id for p in self.controller.pending_proposals()}
-        if record.proposal_id not in pending:
-            return
-        if record.status == "COMPLETED":
-            updated = self.controller.feedback(record.proposal_id, record.reward)
-            if updated:
-                self._summaries_controller()
-        else:
-            self.controller.feedback_failed(record.proposal_id, record.error or "")
-
-    # -- outputs -----------------------------------------------------------------
+    # -- views -------------------------------------------------------------------
     def completed(self) -> list[TrialRecord]:
-        return [r for r in self.journal.latest().values() if r.status == "COMPLETED"]
-
-    def _summary_writer(self):
-        if self._writer is None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(self._path(TENSORBOARD_DIR))
-        return self._writer
-
-    def _summaries_controller(self) -> None:
-        import tensorflow as tf
-
-        summary = self.controller.state_summary()
-        with self._summary_writer().as_default(step=self.controller.num_updates):
-            for key in ("baseline", "entropy", "loss", "mean_reward"):
-                if key in summary:
-                    tf.summary.scalar(f"controller/{key}", summary[key])
-
-    def _summaries_trial(self, record: TrialRecord) -> None:
-        import tensorflow as tf
-
-        with self._summary_writer().as_default(step=record.trial_id):
-            tf.summary.scalar("trial/reward", record.reward)
-            tf.summary.scalar("trial/accuracy", record.accuracy)
-            tf.summary.scalar("trial/latency_ms", record.latency_ms)
-        self._summary_writer().flush()
-
-    def _write_outputs(self, final: bool = False) -> list[dict[str, Any]]:
-        from mnas.search.pareto import plot_pareto
-
-        completed = self.completed()
-        if completed and not final:
-            self._summaries_trial(max(completed, key=lambda r: r.time))
-        ranked = sorted(completed, key=lambda r: (-r.reward, r.trial_id))
-        best = ranked[: self.config.top_k]
-        keep = {r.tflite_path for r in best}
-        for record in self.journal.latest().values():
-            path = record.tflite_path or self._task(record)["tflite_path"]
-            if record.finished and path not in keep and os.path.exists(path):
-                os.remove(path)
-        entries = [self._best_entry(rank, r) for rank, r in enumerate(best, 1)]
-        write_json_atomic(
-            self._path(BEST_FILE),
-            {
-                "search_space": self.space.identity(),
-                "reward": dataclasses.asdict(self.config.reward),
-                "num_completed": len(completed),
-                "best": entries,
-            },
-        )
-        plot_pareto(
-            self._path(PARETO_FILE),
-            [(r.latency_ms, r.accuracy) for r in completed],
-            self.config.reward.target_ms,
-            title=f"mnas search: {len(completed)} completed trials",
-        )
-        return entries
-
-    def _best_entry(self, rank: int, record: TrialRecord) -> dict[str, Any]:
-        spec: ArchSpec = self.space.decode(record.actions)
-        return {
-            "rank": rank,
-            "trial_id": record.trial_id,
-            "reward": record.reward,
-            "accuracy": record.accuracy,
-            "latency_ms": record.latency_ms,
-            "latency_source": record.latency_source,
-            "predicted_ms": record.predicted_ms,
-            "measured_ms": record.measured_ms,
-            "block_strings": list(spec.block_strings),
-            "actions": list(record.actions),
-            "arch": spec.to_dict(),
-            "tflite": record.tflite_path,
-        }
-
-    def _progress_message(self, record: TrialRecord) -> str:
-        if record.status == "COMPLETED":
-            text = (
-                f"trial {record.trial_id}: acc {record.accuracy:.3f} "
-                f"lat {record.latency_ms:.2f} ms reward {record.reward:.4f}"
-            )
-        else:
-            text = f"trial {record.trial_id}: FAILED"
-        completed = self.completed()
-        if completed:
-            top = max(completed, key=lambda r: r.reward)
-            text += (
-                f" | best: trial {top.trial_id} reward {top.reward:.4f} "
-                f"(acc {top.accuracy:.3f}, {top.latency_ms:.2f} ms)"
-            )
-        return text
+        return self.oracle.completed()

@@ -1,24 +1,25 @@
-"""The trial journal: an append-only, fsync'd JSON-lines file.
+"""The trial journal: an append-only, fsync'd JSON-lines file (``mnas.io.jsonl``).
 
 Each status change of a trial appends one full record, so the file is a log and
 the current state of a trial is its last line. Nothing is rewritten in place; a
-crash can at worst leave a truncated last line, which ``Journal.open`` cuts off
-and reports.
+crash can at worst leave a torn last line, which ``Journal.open`` cuts off and
+reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from typing import Any, Literal
+
+from mnas.io.jsonl import JsonlError, JsonlLog
 
 Status = Literal["RUNNING", "COMPLETED", "FAILED"]
 STATUSES: tuple[str, ...] = ("RUNNING", "COMPLETED", "FAILED")
 
 
-class JournalError(RuntimeError):
+class JournalError(JsonlError):
     """The journal cannot be read without losing data."""
 
 
@@ -42,6 +43,8 @@ class TrialRecord:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     error: str | None = None
     tflite_path: str | None = None
+    # The Ray node that ran the trial (its node id); None for a local worker.
+    node: str | None = None
     time: float = dataclasses.field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -59,91 +62,58 @@ class TrialRecord:
     def replace(self, **changes: Any) -> TrialRecord:
         return dataclasses.replace(self, time=time.time(), **changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, allow_nan=False)
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialRecord:
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"a trial record is a JSON object, got {type(data).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Journal:
-    """Appends records durably and replays them on open."""
+    """The trial journal: ``TrialRecord`` lines on ``mnas.io.jsonl``.
 
-    def __init__(self, path: str, records: list[TrialRecord], notes: list[str]):
-        self.path = path
-        self._records = records
-        self.recovery_notes = notes
+    Opening it applies the journal rule (a torn last line is cut and noted in
+    ``recovery_notes``; a corrupt line before it raises ``JournalError`` naming
+    the line).
+    """
+
+    def __init__(self, log: JsonlLog[TrialRecord]):
+        self._log = log
+        self.path = log.path
+        self.recovery_notes = log.recovery_notes
 
     @classmethod
     def open(cls, path: str) -> Journal:
-        records: list[TrialRecord] = []
-        notes: list[str] = []
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                data = handle.read()
-            lines = data.split(b"\n")
-            good_bytes = 0
-            for number, line in enumerate(lines, 1):
-                is_last = number == len(lines)
-                if not line.strip():
-                    good_bytes += len(line) + (0 if is_last else 1)
-                    continue
-                try:
-                    record = TrialRecord.from_dict(json.loads(line))
-                except (ValueError, TypeError) as error:
-                    if is_last:  # a write cut short by a crash: drop it and say so
-                        notes.append(
-                            f"{path}: dropped a truncated last line ({len(line)} bytes) "
-                            "left by an interrupted write"
-                        )
-                        break
-                    raise JournalError(
-                        f"{path}: line {number} is not a valid trial record ({error}); "
-                        "refusing to continue rather than lose trials"
-                    ) from None
-                if is_last:  # complete JSON without its newline: keep, add newline
-                    notes.append(f"{path}: last line had no newline; completed it")
-                    good_bytes += len(line)
-                    records.append(record)
-                    with open(path, "r+b") as handle:
-                        handle.truncate(good_bytes)
-                        handle.seek(good_bytes)
-                        handle.write(b"\n")
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    good_bytes += 1
-                    continue
-                records.append(record)
-                good_bytes += len(line) + 1
-            if good_bytes < len(data):
-                with open(path, "r+b") as handle:
-                    handle.truncate(good_bytes)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-        return cls(path, records, notes)
+        try:
+            log = JsonlLog.open(
+                path, TrialRecord.from_dict, TrialRecord.to_dict, "trial record"
+            )
+        except JsonlError as error:
+            raise JournalError(str(error)) from None
+        return cls(log)
 
     def append(self, record: TrialRecord) -> None:
-        line = record.to_json() + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._records.append(record)
+        self._log.append(record)
 
     @property
     def records(self) -> tuple[TrialRecord, ...]:
-        return tuple(self._records)
+        return tuple(self._log.records)
 
     def latest(self) -> dict[int, TrialRecord]:
         """The current state of every trial, in order of first appearance."""
         state: dict[int, TrialRecord] = {}
-        for record in self._records:
+        for record in self._log.records:
             state[record.trial_id] = record
         return state
 
     def next_trial_id(self) -> int:
-        return max((r.trial_id for r in self._records), default=-1) + 1
+        return max((r.trial_id for r in self._log.records), default=-1) + 1

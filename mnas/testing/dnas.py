@@ -1,5 +1,6 @@
 """A tiny search space, its synthetic latency table and small proxy data for
-the DNAS tests (the full MnasNet supernet takes minutes to trace)."""
+the supernet tests: DNAS and shared-weight evaluation (the full MnasNet
+supernet takes minutes to trace)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,29 @@ def micro_latency(sharing: str = "block"):
 
     predictor = LatencyPredictor(synthetic_table(MICRO_SPACE, num_classes=10))
     return ExpectedLatency(predictor, MICRO_SPACE, sharing), predictor
+
+
+def randomize_supernet(net, rng) -> None:
+    """Non-trivial batch-norm statistics and SE biases, so that a weight copied
+    to the wrong place or a missing mask shows in the outputs."""
+    import numpy as np
+
+    for bn in net.batch_norms():
+        channels = bn.gamma.shape[0]
+        bn.gamma.assign(rng.uniform(0.5, 1.5, channels).astype(np.float32))
+        bn.beta.assign(rng.normal(0, 0.3, channels).astype(np.float32))
+        bn.moving_mean.assign(rng.normal(0, 0.3, channels).astype(np.float32))
+        bn.moving_variance.assign(rng.uniform(0.5, 2, channels).astype(np.float32))
+    for variable in net.weight_variables:
+        if variable.path.endswith("_bias"):  # SE biases
+            variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
+
+
+def set_one_hot_theta(net, actions, scale: float = 50.0) -> None:
+    """θ that puts all but ~e^-50 of each decision's weight on ``actions``."""
+    import numpy as np
+
+    for theta, action in zip(net.theta, actions):
+        values = np.zeros(theta.shape, np.float32)
+        values[action] = scale
+        theta.assign(values)

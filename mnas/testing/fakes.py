@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mnas.io.atomic import write_bytes_atomic
 from mnas.search_space import ArchSpec, get_search_space
 
 
@@ -44,11 +45,7 @@ def fake_evaluate(task: dict[str, Any]) -> dict[str, Any]:
     target = hidden_target()
     accuracy = 0.3 + 0.6 * float(np.mean([a == t for a, t in zip(actions, target)]))
     payload = json.dumps({"actions": list(actions)})
-    partial = task["tflite_path"] + ".partial"
-    os.makedirs(os.path.dirname(task["tflite_path"]) or ".", exist_ok=True)
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(payload)
-    os.replace(partial, task["tflite_path"])
+    write_bytes_atomic(task["tflite_path"], payload.encode())
     return {
         "accuracy": accuracy,
         "tflite_path": task["tflite_path"],

@@ -56,3 +56,16 @@ class FixedBackend(LatencyBackend):
         self.calls.append(os.path.basename(tflite_path))
         ms = self.ms_by_name.get(os.path.basename(tflite_path), self.ms)
         return LatencyResult.from_samples([ms, ms], self.fingerprint())
+
+
+def builder_layer_tflite(spec, layer) -> bytes:
+    """One searchable layer (a ``LayerPlan`` of ``spec``) as the Keras builder
+    makes it, exported the way whole models are: what a table entry of the
+    layer's key must convert like."""
+    import keras
+
+    from mnas.latency.export import export_tflite
+    from mnas.model.builder import build_layer
+
+    inputs = keras.Input((*layer.input_size, layer.input_filters))
+    return export_tflite(keras.Model(inputs, build_layer(spec, inputs, layer)))

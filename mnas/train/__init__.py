@@ -1,0 +1,32 @@
+"""Training and evaluation: proxy data and trainer, full training, evaluation.
+
+Public entry points (imported lazily: each pulls in TensorFlow on first use).
+"""
+
+from mnas.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "CROP_PADDING": ".evaluation",
+        "DataConfig": ".data",
+        "DataError": ".data",
+        "EvalConfig": ".evaluation",
+        "EvalResult": ".evaluation",
+        "FullTrainingConfig": ".full",
+        "PREPROCESSINGS": ".evaluation",
+        "ProxyData": ".data",
+        "RESIZE_METHODS": ".evaluation",
+        "STRATEGIES": ".full",
+        "TrainerConfig": ".proxy",
+        "TrainingDivergedError": ".proxy",
+        "batches": ".evaluation",
+        "evaluate": ".evaluation",
+        "keras_predictor": ".evaluation",
+        "load_proxy_data": ".data",
+        "open_source": ".evaluation",
+        "tflite_predictor": ".evaluation",
+        "train": ".full",
+        "train_and_evaluate": ".proxy",
+    },
+)

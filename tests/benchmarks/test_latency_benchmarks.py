@@ -174,3 +174,73 @@ def test_direct_graphdef_has_the_builders_ops(throughput):
     library = export_tflite(build_model(spec, (32, 32, 3)))
     assert throughput.same_ops(direct, library)
     assert 0.9 < len(direct) / len(library) < 1.1
+
+
+# -- latency_stability ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stability():
+    return _load("latency_stability")
+
+
+def _adaptive(ms: float, stable: bool, ratio: float | None = None):
+    import dataclasses
+
+    from mnas.latency.measure.uncertainty import RatioEstimate, Uncertainty
+    from mnas.latency.result import BackendFingerprint, LatencyResult
+
+    fp = BackendFingerprint.create("fake", "x", "y", 1, "v")
+    u = Uncertainty(
+        estimate_ms=ms,
+        low_ms=ms * 0.99,
+        high_ms=ms * 1.01,
+        confidence=0.95,
+        rounds=5,
+        round_ms=(ms,) * 5,
+        spread=0.0,
+        target=0.02,
+        stable=stable,
+        reasons=() if stable else ("noisy",),
+        ratio=None
+        if ratio is None
+        else RatioEstimate("ref", 5.0, ratio, ratio, ratio, 5),
+    )
+    return dataclasses.replace(
+        LatencyResult.from_samples([ms], fp), median_ms=ms, uncertainty=u
+    )
+
+
+def test_stability_judge_counts_agreement_and_flagging(stability):
+    pairs = [
+        # 2% apart: agrees.
+        stability.Pair("a", _adaptive(10.0, True, 1.5), _adaptive(10.2, True, 1.5)),
+        # 4% apart: disagrees, but within the 5% flag threshold.
+        stability.Pair("b", _adaptive(10.0, True, 1.5), _adaptive(10.4, True, 1.52)),
+        # 20% apart: both flagged.
+        stability.Pair("c", _adaptive(10.0, False, 1.5), _adaptive(12.2, False, 1.9)),
+        # 20% apart: only one flagged.
+        stability.Pair("d", _adaptive(10.0, True, 1.5), _adaptive(12.2, False, 1.5)),
+    ]
+    verdict = stability.judge(pairs, agree_within=0.03, flag_above=0.05)
+    assert verdict.pairs == 4 and verdict.agree == 0.25
+    assert verdict.ratio_agree == 0.75
+    assert (verdict.far_apart, verdict.far_apart_both_flagged) == (2, 1)
+    assert verdict.far_apart_one_flagged == 1 and verdict.flagged_results == 3
+    assert not verdict.every_far_result_flagged
+    text = stability.describe_verdict(verdict, 0.03, 0.05)
+    assert "pairs within ±3%: 25% of 4 (ratios: 75%)" in text
+    assert text.endswith("NOT all flagged")
+    rows = stability.pair_rows(pairs[:1])
+    assert rows == [
+        (
+            "a",
+            "10.00 ±1.0% 5r stable",
+            "10.20 ±1.0% 5r stable",
+            "2.0%",
+            "1.500 / 1.500",
+            "0.0%",
+        )
+    ]
+    with pytest.raises(ValueError, match="judge needs at least one pair"):
+        stability.judge([])

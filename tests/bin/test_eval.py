@@ -9,6 +9,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mnas.model.builder import build_model
@@ -54,8 +55,8 @@ def test_native_weights_on_an_image_folder(tmp_path) -> None:
     save_weights(model, WeightsMeta(spec, 3), str(tmp_path / "w"))
     result = _run(
         f"--checkpoint={tmp_path / 'w'}",
-        f"--dataset=folder:{tmp_path / 'images'}",
-        "--batch_size=5",
+        f"--eval_dataset=folder:{tmp_path / 'images'}",
+        "--eval_batch_size=5",
         "--progress_every=1",
         f"--output_dir={tmp_path / 'out'}",
     )
@@ -85,7 +86,7 @@ def test_official_checkpoint_is_detected(tmp_path) -> None:
     write_checkpoint(str(tmp_path / "ckpt" / "model.ckpt-7"), tensors)
     args = (
         f"--checkpoint={tmp_path / 'ckpt'}",
-        f"--dataset=folder:{tmp_path / 'images'}",
+        f"--eval_dataset=folder:{tmp_path / 'images'}",
     )
     result = _run(*args, f"--arch={ARCH}", f"--resolution={RES}", "--num_classes=3")
     assert result.returncode == 0, result.stderr
@@ -97,3 +98,41 @@ def test_official_checkpoint_is_detected(tmp_path) -> None:
     refused = _run(*args)
     assert refused.returncode != 0
     assert "holds model 'tiny-net', which is no preset" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "args, status, message",
+    [
+        (["--checkpoint=c", "--dataset=imagenet2012", "--batch_size=8"], 2,
+         "--dataset was renamed: use --eval_dataset"),
+        (["--checkpoint=c", "--eval_dataset=x", "--batch_size=8"], 2,
+         "--batch_size was renamed: use --eval_batch_size"),
+        (["--eval_dataset=x"], 1, "--checkpoint is required"),
+        (["--checkpoint=c"], 1,
+         "--eval_dataset is required (imagenet2012, folder:<path>...)"),
+        (["--checkpoint=c", "--eval_dataset=x", "--eval_batch_size=0"], 1,
+         "--eval_batch_size must be >= 1, got 0"),
+    ],
+)  # fmt: skip
+def test_bad_flags_are_one_line(cli, args, status, message):
+    assert cli.refusal(*args, status=status) == f"mnas-eval: {message}"
+
+
+def test_broken_weights_json_is_one_line_naming_it(cli, tmp_path):
+    meta = tmp_path / "weights.json"
+    meta.write_text('{"format_version": 1, "num_classes": 3}')  # no "arch"
+    assert cli.refusal(f"--checkpoint={tmp_path}", "--eval_dataset=x") == (
+        f"mnas-eval: weights file {str(meta)!r} must hold a JSON object with an "
+        "'arch' object and an integer 'num_classes'"
+    )
+
+
+@pytest.mark.slow
+def test_garbage_checkpoint_is_one_line_naming_it(cli, tmp_path):
+    prefix = tmp_path / "model.ckpt-1"
+    for suffix in (".index", ".data-00000-of-00001"):
+        (tmp_path / f"model.ckpt-1{suffix}").write_bytes(b"\x00garbage" * 40)
+    line = cli.refusal(
+        f"--checkpoint={prefix}", "--checkpoint_format=official", "--eval_dataset=x"
+    )
+    assert line.startswith(f"mnas-eval: cannot read checkpoint {str(prefix)!r}: ")

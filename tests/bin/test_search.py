@@ -70,8 +70,7 @@ def test_resume_of_a_different_config_shows_the_difference(tmp_path):
         "cannot resume" in result.stderr
         and "belongs to a different config" in result.stderr
     )
-    assert "reward: saved" in result.stderr and "'target_ms': 50.0" in result.stderr
-    assert "'target_ms': 7.0" in result.stderr
+    assert "reward.target_ms: saved 50.0, now 7.0" in result.stderr
     assert (
         json.loads((work_dir / "config.json").read_text()) == saved.to_dict()
     )  # untouched
@@ -114,3 +113,64 @@ def test_predicted_latency_refuses_a_table_of_another_backend(tmp_path):
     assert "was measured on backend [synthetic;" in result.stderr
     assert "not on [host;" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--alpha=-0.07"], "--alpha was renamed: use --reward_alpha"),
+        (["--beta=-0.07"], "--beta was renamed: use --reward_beta"),
+    ],
+)
+def test_retired_reward_flags_name_their_new_names(cli, args, message):
+    assert cli.refusal(*args, status=2) == f"mnas-search: {message}"
+
+
+def test_work_dir_config_that_is_not_json_is_named(cli, tmp_path):
+    work_dir = tmp_path / "run"
+    work_dir.mkdir()
+    (work_dir / "config.json").write_text("{not json")
+    line = cli.refusal(f"--work_dir={work_dir}", "--resume", "--latency_cache=")
+    assert line.startswith(
+        f"mnas-search: work directory config {str(work_dir / 'config.json')!r} is "
+        "not valid JSON: "
+    )
+
+
+def test_a_file_that_is_no_table_is_refused_before_the_work_dir(cli, tmp_path):
+    lut = tmp_path / "empty.lut.jsonl"
+    lut.write_text("")
+    line = cli.refusal(
+        f"--work_dir={tmp_path / 'run'}",
+        "--latency=predicted",
+        f"--lut={lut}",
+        "--latency_cache=",
+    )
+    assert line == f"mnas-search: {lut} is empty: it has no header"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_resume_with_a_corrupt_journal_is_one_line(cli, tmp_path):
+    """A work directory whose config.json matches the flags but whose journal
+    has a corrupt middle line: the journal's error, on one line."""
+    from absl import flags
+
+    from mnas.flags.latency import define_latency_flags, latency_config_from_flags
+    from mnas.flags.search import define_search_flags, search_config_from_flags
+
+    work_dir = tmp_path / "run"
+    args = [f"--work_dir={work_dir}", "--latency_cache="]
+    flag_values = flags.FlagValues()
+    define_search_flags(flag_values)
+    define_latency_flags(flag_values)
+    flag_values(["mnas-search", *args])
+    config = search_config_from_flags(
+        flag_values, latency_config_from_flags(flag_values), None
+    )
+    work_dir.mkdir()
+    (work_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    (work_dir / "trials.jsonl").write_text('{"trial_id": 0}\nnot json\n{}\n')
+    line = cli.refusal(*args, "--resume", timeout=600)
+    assert line.startswith("mnas-search: ")
+    assert "trials.jsonl" in line

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from mnas.dnas.loop import (
-    BEST_FILE,
     JOURNAL_FILE,
     THETA_PLOT,
     DnasConfig,
@@ -16,6 +15,8 @@ from mnas.dnas.loop import (
     load_latency,
     split_train,
 )
+from mnas.io.lock import LockedError
+from mnas.search.outputs import BEST_FILE
 from mnas.testing.dnas import (
     MICRO_SPACE,
     TINY_SPACE,
@@ -42,6 +43,7 @@ def _config(work_dir, **changes) -> DnasConfig:
 
 def _search(config, resume=False, **kwargs) -> DnasSearch:
     latency, predictor = micro_latency(config.sharing)
+    kwargs.setdefault("stream", io.StringIO())
     return DnasSearch(
         config,
         resume=resume,
@@ -49,7 +51,6 @@ def _search(config, resume=False, **kwargs) -> DnasSearch:
         latency=latency,
         predictor=predictor,
         data=small_digits(),
-        stream=io.StringIO(),
         **kwargs,
     )
 
@@ -123,15 +124,36 @@ def test_short_search_writes_the_work_directory(tmp_path):
 
 
 def test_refuses_an_existing_work_dir_without_resume(tmp_path):
-    _config_path = tmp_path / "run"
-    config = _config(_config_path)
-    _search(config)
+    config = _config(tmp_path / "run")
+    _search(config).close()
     with pytest.raises(DnasConfigError) as error:
         _search(config)
     assert "already holds a search; pass --resume" in str(error.value)
     with pytest.raises(DnasConfigError) as error:
         _search(dataclasses.replace(config, beta=1.0), resume=True)
     assert "beta: saved 0.6, now 1.0" in str(error.value)
+
+
+def test_a_second_search_in_a_held_work_dir_is_refused_naming_the_pid(tmp_path):
+    config = _config(tmp_path / "run")
+    first = _search(config)
+    with pytest.raises(LockedError) as error:
+        _search(config, resume=True)
+    assert f"(pid {os.getpid()})" in str(error.value)
+    first.search = lambda: None  # (no need to train for this)
+    first.derive_and_evaluate = lambda: {}
+    first.run()  # run() releases the directory when it ends
+    _search(config, resume=True).close()
+
+
+def test_a_garbage_table_is_refused_before_the_work_dir_is_claimed(tmp_path):
+    table = tmp_path / "garbage.lut.jsonl"
+    table.write_text("not a table\n")
+    config = _config(tmp_path / "run", lut_path=str(table))
+    with pytest.raises(DnasConfigError) as error:
+        DnasSearch(config, space=MICRO_SPACE, data=small_digits())
+    assert str(error.value).startswith(f"{table}: line 1 is corrupt (")
+    assert not os.path.exists(config.work_dir)
 
 
 class _KilledError(Exception):
@@ -151,6 +173,7 @@ def test_resume_after_interruption_continues_without_duplicates(tmp_path):
     search.run_epoch = run_epoch
     with pytest.raises(_KilledError):
         search.search()
+    search.close()  # the process died
     assert _epochs(config.work_dir) == [1, 2]
     resumed = _search(config, resume=True)
     assert int(resumed.epoch.numpy()) == 2
@@ -168,6 +191,7 @@ def test_resume_restores_weights_theta_optimizers_and_rng(tmp_path):
     first.record.assign(json.dumps(record))
     first.manager.save(checkpoint_number=2)
     saved = [v.numpy().copy() for v in first.checkpointed_variables()]
+    first.close()
     resumed = _search(config, resume=True)
     restored = [v.numpy() for v in resumed.checkpointed_variables()]
     assert len(saved) == len(restored) > 50
@@ -178,23 +202,38 @@ def test_resume_restores_weights_theta_optimizers_and_rng(tmp_path):
     assert _epochs(config.work_dir) == [2, 3]
 
 
-def test_journal_is_repaired_from_the_checkpoint(tmp_path):
+def test_journal_is_repaired_from_the_checkpoint_and_damage_refused(tmp_path):
     config = _config(tmp_path / "run", epochs=2)
-    search = _search(config)
-    search.search()
+    _search(config).run()
     path = os.path.join(config.work_dir, JOURNAL_FILE)
     with open(path) as handle:
         lines = handle.readlines()
     # Killed after the checkpoint, before the append: the record is restored.
     with open(path, "w") as handle:
         handle.writelines(lines[:1])
-    assert _epochs(_search(config, resume=True).config.work_dir) == [1, 2]
-    # A duplicated line and a torn write are dropped.
+    _search(config, resume=True).close()
+    assert _epochs(config.work_dir) == [1, 2]
+    # A duplicated line is dropped; a torn write is cut and reported.
     with open(path, "a") as handle:
         handle.write(lines[1])
         handle.write('{"epoch": 3, "tor')
-    _search(config, resume=True)
+    stream = io.StringIO()
+    _search(config, resume=True, stream=stream).close()
     assert _epochs(config.work_dir) == [1, 2]
+    assert stream.getvalue().splitlines()[0] == (
+        f"journal recovery: {path}: cut a torn last line (line 4, 17 bytes) left "
+        "by an interrupted write"
+    )
+    # A corrupt line before the last is damage, not a torn write: refused.
+    with open(path, "w") as handle:
+        handle.writelines(["{garbage\n", lines[1]])
+    with pytest.raises(ValueError) as error:
+        _search(config, resume=True)
+    assert str(error.value) == (
+        f"{path}: line 1 is corrupt (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1)); only a torn last line is cut "
+        "automatically: repair or remove this line by hand"
+    )
 
 
 @pytest.mark.slow

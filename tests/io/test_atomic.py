@@ -27,3 +27,24 @@ def test_bytes(tmp_path):
     path = tmp_path / "model.tflite"
     write_bytes_atomic(str(path), b"\x00\x01")
     assert path.read_bytes() == b"\x00\x01"
+
+
+def test_a_figure_is_a_png_and_a_failed_save_keeps_the_old_one(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mnas.io.atomic import save_figure_atomic
+
+    path = tmp_path / "plot.png"
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    save_figure_atomic(path, figure, dpi=20)
+    first = path.read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError):
+        save_figure_atomic(path, figure, dpi=-1)
+    plt.close(figure)
+    assert path.read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png"]

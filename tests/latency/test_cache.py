@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 
@@ -10,6 +11,8 @@ import pytest
 from mnas.latency.backend import LatencyBackend
 from mnas.latency.cache import CachedBackend, LatencyCache, sha256_bytes, sha256_file
 from mnas.latency.errors import LatencyError
+from mnas.latency.measure.conditions import Conditions
+from mnas.latency.measure.uncertainty import Uncertainty
 from mnas.latency.result import BackendFingerprint, LatencyResult
 
 FP_A = BackendFingerprint.create("host", "x86_64", "AMD EPYC", 1, "litert 2.3.0")
@@ -131,3 +134,80 @@ def test_concurrent_writer_processes(tmp_path):
             got = cache.get(f"model-{w}-{i}", FP_A)
             assert got.median_ms == pytest.approx(1.0 + w + i / 1000)
     assert cache.get("shared", FP_A).median_ms in {100.0 + w for w in range(workers)}
+
+
+def with_verdict(base: LatencyResult, stable: bool) -> LatencyResult:
+    """``base`` as an adaptive measurement would return it."""
+    reasons = () if stable else ("interval ±5.0% wider than the target ±2.0%",)
+    uncertainty = Uncertainty(
+        estimate_ms=base.median_ms,
+        low_ms=base.median_ms * 0.95,
+        high_ms=base.median_ms * 1.05,
+        confidence=0.95,
+        rounds=2,
+        round_ms=(base.median_ms * 0.98, base.median_ms * 1.02),
+        spread=0.04,
+        target=0.02,
+        stable=stable,
+        reasons=reasons,
+        conditions=Conditions(load_avg=1.0, interference=("CPU 1 busy",)),
+    )
+    return dataclasses.replace(base, uncertainty=uncertainty)
+
+
+class VerdictBackend(CountingBackend):
+    """Unstable on the first measurement, stable afterwards."""
+
+    def measure(self, tflite_path: str) -> LatencyResult:
+        base = super().measure(tflite_path)
+        return with_verdict(base, stable=len(self.calls) > 1)
+
+
+def test_cache_stores_the_interval_and_conditions(tmp_path):
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    rich = with_verdict(result(7.0), stable=False)
+    cache.put("abc", rich)
+    got = cache.get("abc", FP_A)
+    assert got == rich and got.stable is False
+    assert got.uncertainty.conditions.interference == ("CPU 1 busy",)
+
+
+def test_unstable_hit_is_remeasured_and_replaced(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"m")
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    inner = VerdictBackend()
+    cached = CachedBackend(inner, cache)
+    first = cached.measure(str(model))
+    assert first.stable is False
+    assert cache.get(sha256_file(model), FP_A).stable is False  # stored flagged
+    second = cached.measure(str(model))
+    assert second.stable is True and len(inner.calls) == 2
+    assert (cached.hits, cached.misses, cached.remeasured) == (0, 2, 1)
+    # Now stable in the cache: a plain hit.
+    assert cached.measure(str(model)) == second and len(inner.calls) == 2
+    assert cached.hits == 1
+
+
+def test_unstable_hit_can_be_accepted(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"m")
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    inner = VerdictBackend()
+    CachedBackend(inner, cache).measure(str(model))
+    accepting = CachedBackend(inner, cache, accept_unstable=True)
+    assert accepting.measure(str(model)).stable is False
+    assert len(inner.calls) == 1 and accepting.hits == 1
+
+
+def test_results_without_an_interval_are_hits_unless_one_is_required(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"m")
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    cache.put(sha256_file(model), result(3.0))  # an old, plain entry
+    inner = VerdictBackend()
+    assert CachedBackend(inner, cache).measure(str(model)).median_ms == 3.0
+    assert inner.calls == []
+    strict = CachedBackend(inner, cache, require_interval=True)
+    assert strict.measure(str(model)).uncertainty is not None
+    assert len(inner.calls) == 1 and strict.remeasured == 1

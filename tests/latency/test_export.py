@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
@@ -9,7 +11,13 @@ from ai_edge_litert.interpreter import Interpreter
 from mnas.latency.export import (
     batch1_input_shape,
     calibration_samples,
+    export_name,
+    export_quantizations,
     export_tflite,
+    export_to_file,
+    file_stem,
+    size_table,
+    tflite_file_name,
     tflite_op_names,
     training_ops,
 )
@@ -158,3 +166,93 @@ def test_training_ops_flags_training_graph_ops():
         "RANDOM_UNIFORM",
         "VAR_HANDLE",
     ]
+
+
+# -- export_to_file: the one build -> export -> atomic-write path -------------------
+
+TINY_SPEC = "r1_k3_s11_e1_i16_o8,r1_k3_s22_e3_i8_o16"
+
+
+def test_spec_with_trained_weights_exports_them_at_another_resolution(tmp_path):
+    """A model trained at 32 px, rebuilt at 64 px with its weights: the file
+    computes what the rebuilt Keras model computes, not a fresh random one."""
+    import keras
+
+    from mnas.model import build_model
+    from mnas.search_space import parse_arch
+
+    spec = parse_arch(TINY_SPEC).replace(resolution=32, name="tiny")
+    keras.utils.set_random_seed(3)
+    trained = build_model(spec, (32, 32, 3), num_classes=5)
+    path = tmp_path / "out" / "tiny.tflite"
+    exported = export_to_file(spec, str(path), resolution=64, weights_from=trained)
+    assert exported.path == str(path)
+    assert path.read_bytes() == exported.flatbuffer
+    assert exported.size_bytes == path.stat().st_size
+    assert list(tmp_path.glob("out/*")) == [path]  # no .partial left behind
+    reference = build_model(spec, (64, 64, 3), num_classes=5)
+    reference.set_weights(trained.get_weights())
+    x = np.random.default_rng(0).standard_normal((1, 64, 64, 3)).astype(np.float32)
+    got = _run(exported.flatbuffer, x)
+    assert got.shape == (1, 5)
+    np.testing.assert_allclose(got, np.asarray(reference(x)), rtol=1e-4, atol=1e-4)
+
+
+def test_spec_builds_at_its_own_resolution_and_num_classes(tmp_path):
+    from mnas.search_space import parse_arch
+
+    spec = parse_arch(TINY_SPEC).replace(resolution=24)
+    exported = export_to_file(
+        spec, str(tmp_path / "a.tflite"), num_classes=7, clear_session=True
+    )
+    interpreter = Interpreter(model_content=exported.flatbuffer)
+    assert list(interpreter.get_input_details()[0]["shape"]) == [1, 24, 24, 3]
+    assert list(interpreter.get_output_details()[0]["shape"]) == [1, 7]
+
+
+def test_model_source_refuses_build_arguments(tiny_model, tmp_path):
+    with pytest.raises(ValueError) as info:
+        export_to_file(tiny_model, str(tmp_path / "m.tflite"), resolution=64)
+    assert str(info.value) == "resolution apply to an ArchSpec source, not to a model"
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_export_quantizations_names_files_and_sizes_them(tiny_model, tmp_path):
+    exported = export_quantizations(
+        tiny_model, str(tmp_path), "tiny w/ se", ("none", "dynamic")
+    )
+    assert [os.path.basename(e.path) for e in exported] == [
+        "tiny_w__se_float.tflite",
+        "tiny_w__se_dynamic.tflite",
+    ]
+    assert [e.quantization for e in exported] == ["none", "dynamic"]
+    table = size_table(exported).splitlines()
+    assert table[0].split() == [
+        "file", "quantization", "bytes", "MiB", "size", "/", "float", "export", "s",
+    ]  # fmt: skip
+    float_row, dynamic_row = table[2].split(), table[3].split()
+    assert float_row[:3] == [
+        "tiny_w__se_float.tflite",
+        "none",
+        f"{exported[0].size_bytes:,}",
+    ]
+    assert float_row[4] == "1.000"
+    ratio = exported[1].size_bytes / exported[0].size_bytes
+    assert dynamic_row[4] == f"{round(ratio, 3):.3f}"
+
+
+def test_file_names():
+    from mnas.search_space import get_preset
+
+    assert file_stem("a b/c:d") == "a_b_c_d"
+    assert file_stem("") == "model"
+    assert tflite_file_name("mnasnet-a1", "none") == "mnasnet-a1_float.tflite"
+    assert tflite_file_name("x", "int8") == "x_int8.tflite"
+    assert tflite_file_name("x-phi0.5") == "x-phi0.5.tflite"
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        tflite_file_name("x", "fp16")
+    spec = get_preset("mnasnet-a1")
+    assert export_name(spec) == "mnasnet-a1"
+    assert export_name(spec.scaled(0.75, 1.0).replace(resolution=192)) == (
+        "mnasnet-a1_w0.75_r192"
+    )

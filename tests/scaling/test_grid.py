@@ -5,6 +5,7 @@ import pytest
 
 from mnas.scaling.grid import (
     DEFAULT_TRIPLES,
+    RESULTS_FILE,
     ScalingSearchConfig,
     grid_triples,
     parse_triples,
@@ -12,7 +13,7 @@ from mnas.scaling.grid import (
 )
 from mnas.search.reward import RewardConfig
 from mnas.search_space import get_preset
-from mnas.search_space.scaling import ScalingCoefficients, ScalingError
+from mnas.search_space.scaling import ScalingCoefficients, ScalingError, scale
 from mnas.train.data import DataConfig
 from mnas.train.proxy import TrainerConfig
 
@@ -80,3 +81,99 @@ def test_reward_without_backend_is_refused():
     config = ScalingSearchConfig(reward=RewardConfig(target_ms=5))
     with pytest.raises(ValueError, match="needs a latency backend"):
         run_scaling_search(get_preset("mnasnet-small"), config)
+
+
+# -- the work directory: journal of finished triples, resume, outputs -------------
+
+
+class _Stop(BaseException):
+    """A kill in the middle of the grid."""
+
+
+def _fake_grid(monkeypatch, scores, stop_at=None):
+    """Replaces training with a fixed score per triple; records what ran."""
+    from mnas.scaling import grid
+
+    ran = []
+
+    def evaluate(self, triple):
+        if triple == stop_at:
+            raise _Stop
+        ran.append(triple)
+        score = scores[triple]
+        return grid.TripleResult(
+            *triple,
+            flops_factor=ScalingCoefficients(*triple).flops_factor,
+            proxy_resolution=16,
+            resolution=224,
+            params=1,
+            macs=1,
+            accuracy=score,
+            latency_ms=None,
+            score=score,
+            train_s=0.0,
+            error=None if score is not None else "loss became NaN",
+        )
+
+    monkeypatch.setattr(grid._GridRun, "_evaluate", evaluate)
+    return ran
+
+
+TRIPLES = DEFAULT_TRIPLES[:3]
+SCORES = {TRIPLES[0]: 0.5, TRIPLES[1]: None, TRIPLES[2]: 0.75}
+
+
+def test_grid_work_dir_resume_skips_the_finished_triples(tmp_path, monkeypatch):
+    from mnas.flags.arch import load_arch
+
+    base = get_preset("mnasnet-small")
+    config = ScalingSearchConfig(triples=TRIPLES)
+    work_dir = str(tmp_path / "grid")
+    _fake_grid(monkeypatch, SCORES, stop_at=TRIPLES[2])
+    with pytest.raises(_Stop):
+        run_scaling_search(base, config, work_dir=work_dir)
+    lines = (tmp_path / "grid" / "triples.jsonl").read_text().splitlines()
+    assert [
+        tuple(json.loads(x)[k] for k in ["alpha", "beta", "gamma"]) for x in lines
+    ] == list(TRIPLES[:2])
+
+    with pytest.raises(ScalingError, match="already holds a search; pass --resume"):
+        run_scaling_search(base, config, work_dir=work_dir)
+    ran = _fake_grid(monkeypatch, SCORES)
+    result = run_scaling_search(base, config, work_dir=work_dir, resume=True)
+    assert ran == [TRIPLES[2]]  # the finished two came from the journal
+    assert [r.triple for r in result.results] == [TRIPLES[2], TRIPLES[0], TRIPLES[1]]
+    assert result.results[-1].error == "loss became NaN"
+    best = json.loads((tmp_path / "grid" / "best.json").read_text())
+    assert best["num_completed"] == 2 and best["score"] == "accuracy"
+    assert (best["best"][0]["alpha"], best["best"][0]["gamma"]) == (
+        TRIPLES[2][0],
+        TRIPLES[2][2],
+    )
+    chosen = scale(base, 1.0, *TRIPLES[2])
+    assert load_arch(str(tmp_path / "grid" / "best.json")) == chosen
+    saved = json.loads((tmp_path / "grid" / RESULTS_FILE).read_text())
+    assert saved["chosen"] == dict(zip(("alpha", "beta", "gamma"), TRIPLES[2]))
+
+
+def test_grid_resume_may_grow_the_grid_but_not_change_the_training(
+    tmp_path, monkeypatch
+):
+    base = get_preset("mnasnet-small")
+    work_dir = str(tmp_path / "grid")
+    _fake_grid(monkeypatch, SCORES)
+    run_scaling_search(
+        base, ScalingSearchConfig(triples=TRIPLES[:1]), work_dir=work_dir
+    )
+    ran = _fake_grid(monkeypatch, SCORES)
+    run_scaling_search(
+        base, ScalingSearchConfig(triples=TRIPLES), work_dir=work_dir, resume=True
+    )
+    assert ran == list(TRIPLES[1:])
+    changed = ScalingSearchConfig(triples=TRIPLES, trainer=TrainerConfig(epochs=2))
+    with pytest.raises(ScalingError) as info:
+        run_scaling_search(base, changed, work_dir=work_dir, resume=True)
+    assert str(info.value) == (
+        f"cannot resume: {work_dir} belongs to a different config:\n"
+        "  trainer.epochs: saved 4, now 2"
+    )

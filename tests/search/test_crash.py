@@ -5,21 +5,36 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
 from mnas.search.trial import Journal
+from mnas.testing.search_driver import driver_command, driver_config
 
 NUM_TRIALS = 10
 BATCH_SIZE = 3  # as in mnas/testing/search_driver.py
 
 
 def _start(work_dir, resume):
-    args = [sys.executable, "-m", "mnas.testing.search_driver", str(work_dir), str(NUM_TRIALS), "0.15"]
-    if resume:
-        args.append("--resume")
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        driver_command(work_dir, NUM_TRIALS, 0.15, resume=resume),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _driver_search(work_dir):
+    """The driver's search, resumed in this process (nothing is evaluated)."""
+    from mnas.search.runner import Search
+    from mnas.search.workers.pool import InlinePool
+    from mnas.testing.fakes import FakeLatencyBackend
+
+    return Search(
+        driver_config(work_dir, NUM_TRIALS),
+        InlinePool(lambda t: {}, 2),
+        FakeLatencyBackend(),
+        resume=True,
+    )
 
 
 def _finished_count(work_dir):
@@ -66,22 +81,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert max(proposals.values()) == 1  # no proposal evaluated twice
 
     # The controller restored from its checkpoint counts exactly the completed batches.
-    from mnas.search.reward import RewardConfig
-    from mnas.search.runner import Search, SearchConfig
-    from mnas.search.workers.pool import InlinePool
-    from mnas.testing.fakes import FakeLatencyBackend
-
-    config = SearchConfig(
-        work_dir=work_dir,
-        num_trials=NUM_TRIALS,
-        controller_kind="reinforce",
-        controller={"batch_size": BATCH_SIZE},
-        reward=RewardConfig("soft", target_ms=10.0),
-        num_workers=2,
-    )
-    search = Search(
-        config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
-    )
+    search = _driver_search(work_dir)
+    search.close()
     completed = sum(r.status == "COMPLETED" for r in latest.values())
     assert completed == NUM_TRIALS - 1  # trial 4 fails by design
     summary = search.controller.state_summary()
@@ -89,3 +90,27 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     assert summary["num_failed"] == 1
     assert search.controller.num_updates == completed // BATCH_SIZE
     assert search.controller.num_pending == 0
+
+
+def test_a_second_search_is_refused_while_one_runs_and_admitted_after_it_dies(
+    tmp_path,
+):
+    from mnas.io.lock import LockedError
+
+    work_dir = str(tmp_path)
+    process = _start(work_dir, resume=False)
+    try:
+        deadline = time.monotonic() + 90
+        while not os.path.exists(os.path.join(work_dir, "trials.jsonl")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        try:
+            _driver_search(work_dir)
+        except LockedError as error:
+            assert f"is in use by another process (pid {process.pid})" in str(error)
+        else:
+            raise AssertionError("a second search claimed a running search's dir")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    _driver_search(work_dir).close()  # the dead process held nothing

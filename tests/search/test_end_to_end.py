@@ -4,11 +4,14 @@ real TFLite export and real LiteRT host timing, in worker subprocesses."""
 import json
 import os
 
+from mnas.controller import ControllerConfig
 from mnas.latency.backends.host import HostBackend
 from mnas.search.reward import RewardConfig
 from mnas.search.runner import Search, SearchConfig
 from mnas.search.trial import Journal
 from mnas.search.workers.pool import SubprocessPool
+from mnas.train.data import DataConfig
+from mnas.train.proxy import TrainerConfig
 
 
 def test_real_search_produces_every_output(tmp_path):
@@ -17,10 +20,10 @@ def test_real_search_produces_every_output(tmp_path):
         num_trials=2,
         num_workers=1,
         controller_kind="reinforce",
-        controller={"batch_size": 2},
+        controller=ControllerConfig(batch_size=2),
         reward=RewardConfig("soft", target_ms=2.0),
-        data={"resolution": 16, "max_train_examples": 256, "batch_size": 64},
-        trainer={"epochs": 1},
+        data=DataConfig(resolution=16, max_train_examples=256, batch_size=64),
+        trainer=TrainerConfig(epochs=1),
         deployment_resolution=64,
         top_k=1,
     )

@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from mnas.controller import ControllerConfig
 from mnas.search.reward import RewardConfig
 from mnas.search.runner import Search, SearchConfig, SearchConfigError
 from mnas.search.trial import Journal
@@ -15,7 +16,7 @@ def _config(work_dir, **overrides):
         work_dir=str(work_dir),
         num_trials=8,
         controller_kind="reinforce",
-        controller={"batch_size": 3},
+        controller=ControllerConfig(batch_size=3),
         reward=RewardConfig("soft", target_ms=10.0),
         num_workers=2,
     )
@@ -24,8 +25,10 @@ def _config(work_dir, **overrides):
 
 
 def _search(config, resume=False, fail_trials=(), logs=None):
+    fail_trials = list(fail_trials)
+
     def evaluate(task):
-        return fake_evaluate({**task, "fake": {"fail_trials": list(fail_trials)}})
+        return fake_evaluate({**task, "fake": {"fail_trials": fail_trials}})
 
     log = logs.append if logs is not None else (lambda message: None)
     return Search(
@@ -91,8 +94,7 @@ def test_resume_refuses_a_different_config_and_shows_the_difference(tmp_path):
         _search(changed, resume=True)
     message = str(info.value)
     assert "belongs to a different config" in message
-    assert "reward: saved" in message and "'target_ms': 10.0" in message
-    assert "'target_ms': 20.0" in message
+    assert message.endswith("\n  reward.target_ms: saved 10.0, now 20.0")
 
 
 def test_resume_extends_the_search_without_rerunning(tmp_path):
@@ -114,7 +116,7 @@ def test_truncated_journal_line_is_recovered_and_reported(tmp_path):
         handle.write('{"trial_id": 3, "status": "RUNN')
     logs = []
     _search(_config(tmp_path, num_trials=5), resume=True, logs=logs).run()
-    assert any("dropped a truncated last line" in line for line in logs)
+    assert any("cut a torn last line (line" in line for line in logs)
     _, latest = _final_states(str(tmp_path))
     assert sorted(latest) == list(range(5))
     assert all(r.finished for r in latest.values())
@@ -122,21 +124,20 @@ def test_truncated_journal_line_is_recovered_and_reported(tmp_path):
 
 def test_interrupted_trials_are_rerun_with_the_same_actions(tmp_path):
     _search(_config(tmp_path, num_trials=3)).run()
-    journal = Journal.open(str(tmp_path / "trials.jsonl"))
     # Simulate a kill: trial 3 was proposed and started, never finished.
-    search = _search(_config(tmp_path, num_trials=4), resume=True)
-    proposal = search.controller.propose()
-    search.controller.save(str(tmp_path / "controller"))
-    record = search._next_trial([], [proposal])
-    journal.append(record)
+    with _search(_config(tmp_path, num_trials=4), resume=True) as search:
+        search.oracle.resume()
+        started = search.oracle.next_trial()
+    assert started.trial_id == 3 and started.status == "RUNNING"
     logs = []
     resumed = _search(_config(tmp_path, num_trials=4), resume=True, logs=logs)
     resumed.run()
     assert any("1 interrupted trials to re-run" in line for line in logs)
     journal, latest = _final_states(str(tmp_path))
     assert latest[3].status == "COMPLETED"
-    assert latest[3].actions == proposal.actions
+    assert latest[3].actions == started.actions
     assert latest[3].attempt == 2
+    assert [r.trial_id for r in journal.records if r.finished].count(3) == 1
 
 
 # -- latency modes: measured / predicted / verified ------------------------------
@@ -224,3 +225,68 @@ def test_search_refuses_predicted_mode_without_a_predictor(tmp_path):
     config = _config(tmp_path, latency_mode="verified", lut_path="x.jsonl")
     with pytest.raises(SearchConfigError, match="needs a latency predictor"):
         Search(config, InlinePool(fake_evaluate, 1), FakeLatencyBackend())
+
+
+# -- stopping after consecutive failures ---------------------------------------------
+
+
+class _DeadBackend:
+    def measure(self, tflite_path):
+        raise RuntimeError("adb: no devices/emulators found")
+
+
+def test_a_dead_backend_stops_the_search_after_five_failed_trials(tmp_path):
+    from mnas.search.runner import ConsecutiveFailuresError
+
+    config = _config(tmp_path, num_trials=12, num_workers=1)
+    search = Search(
+        config, InlinePool(fake_evaluate, 1), _DeadBackend(), log=lambda m: None
+    )
+    with pytest.raises(ConsecutiveFailuresError) as info:
+        search.run()
+    assert str(info.value) == (
+        "stopped after 5 consecutive failed trials (0, 1, 2, 3, 4); their common "
+        "error: latency measurement failed: adb: no devices/emulators found"
+    )
+    journal, latest = _final_states(str(tmp_path))
+    assert sorted(latest) == list(range(5))
+    assert all(r.status == "FAILED" for r in latest.values())
+    saved = json.loads((tmp_path / "best.json").read_text())
+    assert saved["num_completed"] == 0 and saved["best"] == []
+    # Fixed, the search resumes where it stopped.
+    _search(_config(tmp_path, num_trials=7, num_workers=1), resume=True).run()
+    _, latest = _final_states(str(tmp_path))
+    assert [latest[i].status for i in range(7)] == ["FAILED"] * 5 + ["COMPLETED"] * 2
+
+
+def test_a_completed_trial_resets_the_failure_count(tmp_path):
+    from mnas.search.runner import ConsecutiveFailuresError
+
+    fails = [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    search = _search(_config(tmp_path, num_trials=20, num_workers=1), fail_trials=fails)
+    with pytest.raises(ConsecutiveFailuresError) as info:
+        search.run()
+    assert info.value.trial_ids == (5, 6, 7, 8, 9)
+    assert info.value.common_error == (
+        "FloatingPointError: loss became NaN in epoch 1 (fake trial N)"
+    )
+    _, latest = _final_states(str(tmp_path))
+    assert sorted(latest) == list(range(10)) and latest[4].status == "COMPLETED"
+
+
+def test_no_limit_spends_the_whole_budget(tmp_path):
+    config = _config(
+        tmp_path, num_trials=6, num_workers=1, max_consecutive_failures=None
+    )
+    best = _search(config, fail_trials=range(6)).run()
+    _, latest = _final_states(str(tmp_path))
+    assert best == [] and [r.status for r in latest.values()] == ["FAILED"] * 6
+
+
+def test_common_error_names_the_majority_when_errors_differ():
+    from mnas.search.runner import common_error
+
+    assert common_error(["a\ntrace", "a", "b"]) == "a (in 2 of 3; the others differ)"
+    assert common_error(["worker died on trial 3", "worker died on trial 4"]) == (
+        "worker died on trial N"
+    )

@@ -37,8 +37,9 @@ def test_truncated_last_line_is_dropped_and_reported(tmp_path):
     path.write_bytes(good + _record(2).to_json().encode()[:25])
     reopened = Journal.open(str(path))
     assert [r.trial_id for r in reopened.records] == [0, 1]
-    assert len(reopened.recovery_notes) == 1
-    assert "dropped a truncated last line (25 bytes)" in reopened.recovery_notes[0]
+    assert reopened.recovery_notes == [
+        f"{path}: cut a torn last line (line 3, 25 bytes) left by an interrupted write"
+    ]
     assert path.read_bytes() == good  # the file is repaired for further appends
     reopened.append(_record(2))
     assert [r.trial_id for r in Journal.open(str(path)).records] == [0, 1, 2]
@@ -49,16 +50,37 @@ def test_complete_last_line_without_newline_is_kept(tmp_path):
     path.write_text(_record(0).to_json())
     journal = Journal.open(str(path))
     assert [r.trial_id for r in journal.records] == [0]
-    assert "no newline" in journal.recovery_notes[0]
+    assert journal.recovery_notes == [
+        f"{path}: the last line (line 1) was complete but had no newline; added it"
+    ]
     journal.append(_record(1))
     assert [r.trial_id for r in Journal.open(str(path)).records] == [0, 1]
 
 
-def test_corrupt_middle_line_refuses(tmp_path):
+def test_corrupt_middle_line_refuses_naming_the_line(tmp_path):
     path = tmp_path / "trials.jsonl"
     path.write_text(_record(0).to_json() + "\n{garbage\n" + _record(1).to_json() + "\n")
-    with pytest.raises(JournalError, match="line 2 is not a valid trial record"):
+    with pytest.raises(JournalError) as info:
         Journal.open(str(path))
+    assert str(info.value) == (
+        f"{path}: line 2 is corrupt (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1)); only a torn last line is cut "
+        "automatically: repair or remove this line by hand"
+    )
+
+
+def test_a_line_that_is_no_trial_record_refuses_naming_the_line(tmp_path):
+    path = tmp_path / "trials.jsonl"
+    path.write_text(
+        '{"trial_id": 0, "status": "DONE", "proposal_id": 0, "actions": []}\n'
+    )
+    with pytest.raises(JournalError) as info:
+        Journal.open(str(path))
+    assert str(info.value) == (
+        f"{path}: line 1 is not a valid trial record (trial status must be one of "
+        "('RUNNING', 'COMPLETED', 'FAILED'), got 'DONE')"
+    )
+    assert isinstance(info.value, ValueError)  # binaries report it in one line
 
 
 def test_records_are_json_without_nan(tmp_path):

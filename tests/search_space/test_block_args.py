@@ -61,11 +61,13 @@ def test_field_order_is_free_but_encoding_is_canonical():
     [
         (
             "r1_k3_s11_eX_i32_o16",
-            "malformed expansion (e) field 'eX' in block string 'r1_k3_s11_eX_i32_o16'",
+            "malformed expansion (e) field 'eX' in block string 'r1_k3_s11_eX_i32_o16' "
+            "(expected e and ASCII digits, e.g. e6)",
         ),
         (
             "r1_k3_s2_e1_i32_o16",
-            "malformed stride (s) field 's2' in block string 'r1_k3_s2_e1_i32_o16'",
+            "malformed stride (s) field 's2' in block string 'r1_k3_s2_e1_i32_o16' "
+            "(expected s and two equal ASCII digits, e.g. s22)",
         ),
         (
             "r1_k3_s12_e1_i32_o16",
@@ -86,12 +88,12 @@ def test_field_order_is_free_but_encoding_is_canonical():
         ),
         (
             "r1_k3_s11_e1_i32_o16_se1.5",
-            "squeeze-excite ratio (se) must be in (0, 1], got 1.5 in block string "
+            "squeeze-excite ratio (se) must be in [0.0001, 1], got 1.5 in block string "
             "'r1_k3_s11_e1_i32_o16_se1.5'",
         ),
         (
             "r0_k3_s11_e1_i32_o16",
-            "num_repeat must be a positive integer, got 0 in block string "
+            "num_repeat must be an integer in [1, 64], got 0 in block string "
             "'r0_k3_s11_e1_i32_o16'",
         ),
         (
@@ -165,3 +167,35 @@ def test_random_token_soup_only_raises_block_string_error(tokens):
 def test_non_string_is_rejected():
     with pytest.raises(BlockStringError, match="block string must be a str, got int"):
         decode_block_string(3)
+
+
+def test_a_registered_conv_op_is_a_token_until_unregistered():
+    from mnas.search_space.block_args import (
+        conv_op_expands,
+        conv_op_names,
+        register_conv_op,
+        unregister_conv_op,
+    )
+
+    register_conv_op("ghost", expands=False)
+    try:
+        block = decode_block_string("r1_k3_s11_e1_i16_o16_ghost")
+        assert block.conv_op == "ghost" and not conv_op_expands("ghost")
+        assert encode_block_string(block) == "r1_k3_s11_e1_i16_o16_ghost"
+        with pytest.raises(BlockStringError) as info:
+            decode_block_string("r1_k3_s11_e2_i16_o16_ghost")
+        assert str(info.value).startswith("expand_ratio must be 1 for conv_op 'ghost'")
+        with pytest.raises(BlockStringError) as info:
+            decode_block_string("r1_k3_s11_e1_i16_o16_ghost_conv")
+        assert str(info.value).startswith("conv op given twice")
+    finally:
+        unregister_conv_op("ghost")
+    assert conv_op_names() == ("mbconv", "conv", "dsconv")
+    with pytest.raises(BlockStringError) as info:
+        decode_block_string("r1_k3_s11_e1_i16_o16_ghost")
+    assert str(info.value) == (
+        "unknown field 'ghost' in block string 'r1_k3_s11_e1_i16_o16_ghost'"
+    )
+    with pytest.raises(BlockStringError) as info:
+        unregister_conv_op("ghost")
+    assert str(info.value) == "conv op 'ghost' is not registered"

@@ -14,6 +14,7 @@ from mnas.search_space import (
     get_search_space,
     preset_names,
 )
+from mnas.search_space.space import DECISION_KINDS, decision_name
 
 SPACE = MNASNET_SPACE
 
@@ -215,3 +216,83 @@ def test_layerwise_decode_splits_a_block_where_layers_differ():
 def test_unknown_sharing_is_refused():
     with pytest.raises(ActionError, match="sharing must be one of"):
         MNASNET_SPACE.decisions_for("cell")
+
+
+# -- the public traversal: block choices, decision names, slots --------------
+
+
+def test_block_choices_are_relative_to_the_skeleton():
+    choices = MNASNET_SPACE.block_choices(1)  # MobileNetV2: e6, o24, r2, s2
+    assert tuple(choices) == DECISION_KINDS
+    assert choices["filters"] == (24, 24, 32)  # 18 rounds up to 24, 30 to 32
+    assert choices["layers"] == (1, 2, 3)
+    assert [op.label for op in choices["conv_op"]] == list(
+        MNASNET_SPACE.decisions()[0].choices
+    )
+    assert MNASNET_SPACE.block_choices(0)["layers"] == (1, 1, 2)  # never below 1
+
+
+def test_decision_names_are_spelled_in_one_place():
+    assert decision_name(3, "kernel") == "block3/kernel"
+    assert decision_name(3, "kernel", 2) == "block3/layer2/kernel"
+    assert decision_name(0, "skip", 0) == "block0/layer0/skip"
+    block_names = [d.name for d in MNASNET_SPACE.decisions()]
+    assert block_names[:6] == [decision_name(0, k) for k in DECISION_KINDS]
+
+
+@pytest.mark.parametrize("sharing", ["block", "layer"])
+def test_slots_name_only_decisions_of_their_sharing(sharing):
+    slots = MNASNET_SPACE.slots(sharing)
+    assert len(slots) == sum(MNASNET_SPACE.max_layers(b) for b in range(7))
+    names = {d.name for d in MNASNET_SPACE.decisions_for(sharing)}
+    for slot in slots:
+        assert set(slot.layer_decisions) <= names
+        assert {slot.out_decision, slot.layers_decision} <= names
+        assert slot.in_decision is None or slot.in_decision in names
+    # Every decision of the sharing is read by some slot.
+    used = {n for s in slots for n in (*s.layer_decisions, s.out_decision)}
+    used |= {s.layers_decision for s in slots}
+    assert used == names
+
+
+def test_slot_decisions_follow_the_sharing():
+    block = MNASNET_SPACE.slots("block")[3]
+    layer = MNASNET_SPACE.slots("layer")[3]
+    assert (block.block, block.slot) == (layer.block, layer.slot) == (1, 1)
+    assert block.kind_decisions["kernel"] == "block1/kernel"
+    assert layer.kind_decisions["kernel"] == "block1/layer1/kernel"
+    assert block.out_decision == layer.out_decision == "block1/filters"
+    assert block.layers_decision == "block1/layers"
+
+
+def test_slots_shapes_widths_and_existence():
+    slots = MNASNET_SPACE.slots()
+    first = slots[0]
+    assert (first.block, first.slot, first.input_size, first.stride) == (0, 0, 112, 1)
+    assert first.in_widths == (32,) and first.in_decision is None  # the stem
+    assert first.out_widths == (16, 16, 24)
+    assert first.width_pairs == ((32, 16), (32, 16), (32, 24))
+    assert first.exists == (True, True, True)
+    assert slots[1].exists == (False, False, True)  # block 0 has 1, 1 or 2 layers
+    block1 = [s for s in slots if s.block == 1]
+    assert [s.exists for s in block1] == [
+        (True, True, True),
+        (False, True, True),
+        (False, False, True),
+    ]
+    assert block1[0].stride == 2 and block1[0].input_size == 112
+    assert block1[0].output_size == 56
+    assert block1[0].in_widths == (16, 16, 24)
+    assert block1[0].in_decision == "block0/filters"
+    assert set(block1[0].width_pairs) == {(i, o) for i in (16, 24) for o in (24, 32)}
+    later = block1[1]
+    assert (later.stride, later.input_size) == (1, 56)
+    assert later.in_decision == later.out_decision == "block1/filters"
+    assert later.width_pairs == ((24, 24), (24, 24), (32, 32))
+    assert slots[-1].output_size == 7  # 224 / 32
+
+
+def test_slots_refuse_an_unknown_sharing():
+    with pytest.raises(ActionError) as info:
+        MNASNET_SPACE.slots("cell")
+    assert str(info.value) == "sharing must be one of ('block', 'layer'), got 'cell'"

@@ -7,7 +7,9 @@ The mapping from checkpoint variable to Keras weight is explicit
 assigned exactly once, every checkpoint tensor is either used or ignored for a
 stated reason (optimizer slot, step counter, raw variable shadowed by its
 moving average), and any missing, misshapen or unexpected tensor fails with
-the names involved.
+the names involved. A checkpoint with moving averages must have one for every
+weight, as the official evaluation (``ema.variables_to_restore``) requires;
+a mixed load is only done when asked (``allow_missing_ema``).
 
 Official models take images normalized with the ImageNet mean and standard
 deviation (``mnas.train.evaluation.OFFICIAL``), not this project's [-1, 1] inputs.
@@ -32,6 +34,10 @@ class MissingTensorError(CheckpointError):
     """A Keras weight's official tensor is not in the checkpoint."""
 
 
+class MissingMovingAverageError(MissingTensorError):
+    """The checkpoint has moving averages, but not for every weight."""
+
+
 class ShapeMismatchError(CheckpointError):
     """A checkpoint tensor's shape differs from its Keras weight's."""
 
@@ -50,6 +56,8 @@ class ImportReport:
       assigned: Keras weight path -> checkpoint tensor it was set from.
       ignored: checkpoint tensor -> why it was not used.
       ema: whether moving-average shadows were used.
+      missing_ema: official tensors loaded raw because their moving average
+        was missing (only with ``allow_missing_ema``).
     """
 
     model_name: str
@@ -57,6 +65,7 @@ class ImportReport:
     assigned: dict[str, str]
     ignored: dict[str, str]
     ema: bool
+    missing_ema: tuple[str, ...] = ()
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -112,6 +121,7 @@ def load_official_weights(
     model_name: str | None = None,
     layout: str | None = None,
     prefer_ema: bool = True,
+    allow_missing_ema: bool = False,
 ) -> ImportReport:
     """Assigns the official checkpoint at ``path`` to ``model`` (built from ``spec``).
 
@@ -122,12 +132,17 @@ def load_official_weights(
       model_name: the checkpoint's model scope; detected when None.
       layout: ``keras`` or ``legacy`` naming; the one the checkpoint matches
         best when None.
-      prefer_ema: use ``.../ExponentialMovingAverage`` shadows where present,
-        as the official evaluation does.
+      prefer_ema: use the ``.../ExponentialMovingAverage`` shadows, as the
+        official evaluation does, when the checkpoint has any (without any, the
+        raw weights load and the report says so).
+      allow_missing_ema: with ``prefer_ema``, load the raw value of a weight
+        whose shadow is missing instead of refusing the checkpoint; the
+        report lists those weights (``missing_ema``).
 
     Raises:
-      MissingTensorError, ShapeMismatchError, UnexpectedTensorError: the
-        checkpoint does not fit; the message names the tensors and weights.
+      MissingTensorError, MissingMovingAverageError, ShapeMismatchError,
+        UnexpectedTensorError: the checkpoint does not fit; the message names
+        the tensors and weights.
     """
     import tensorflow as tf
 
@@ -146,18 +161,35 @@ def load_official_weights(
         )
     missing = [e for e in entries if e.official not in shapes]
     if missing:
-        listed = "; ".join(
-            f"'{e.official}' (for Keras weight '{e.keras}')" for e in missing[:10]
+        listed = _first_ten(
+            [f"'{e.official}' (for Keras weight '{e.keras}')" for e in missing], "; "
         )
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise MissingTensorError(
-            f"checkpoint '{prefix}' lacks {len(missing)} tensor(s): {listed}{more}"
+            f"checkpoint '{prefix}' lacks {len(missing)} tensor(s): {listed}"
+        )
+
+    use_ema = prefer_ema and any(
+        e.official + names.EMA_SUFFIX in shapes for e in entries
+    )
+    no_shadow = [e for e in entries if e.official + names.EMA_SUFFIX not in shapes]
+    if use_ema and no_shadow and not allow_missing_ema:
+        listed = _first_ten(
+            [
+                f"'{e.official}{names.EMA_SUFFIX}' (for Keras weight '{e.keras}')"
+                for e in no_shadow
+            ],
+            "; ",
+        )
+        raise MissingMovingAverageError(
+            f"checkpoint '{prefix}' holds moving averages but lacks "
+            f"{len(no_shadow)} of them: {listed}; the official evaluation "
+            "fails on a missing moving average (allow_missing_ema loads the raw "
+            "weights there)"
         )
 
     assigned: dict[str, str] = {}
     ignored: dict[str, str] = {}
     values: list[tuple[object, np.ndarray]] = []
-    used_ema = False
     for entry in entries:
         if entry.keras not in weights:
             raise CheckpointError(
@@ -166,9 +198,8 @@ def load_official_weights(
             )
         source = entry.official
         shadow = entry.official + names.EMA_SUFFIX
-        if prefer_ema and shadow in shapes:
+        if use_ema and shadow in shapes:
             source = shadow
-            used_ema = True
             ignored[entry.official] = f"shadowed by its moving average '{shadow}'"
         elif shadow in shapes:
             ignored[shadow] = "moving average not used (prefer_ema=False)"
@@ -178,6 +209,7 @@ def load_official_weights(
             raise ShapeMismatchError(
                 f"checkpoint tensor '{source}' has shape {shapes[source]} but "
                 f"Keras weight '{entry.keras}' has shape {expected}"
+                + _width_hint(spec, entry)
             )
         if entry.keras in assigned:
             raise CheckpointError(f"Keras weight '{entry.keras}' is mapped twice")
@@ -194,15 +226,33 @@ def load_official_weights(
         else:
             unexpected.append(name)
     if unexpected:
-        listed = ", ".join(f"'{n}'" for n in unexpected[:10])
-        more = f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else ""
+        listed = _first_ten([f"'{n}'" for n in unexpected], ", ")
         raise UnexpectedTensorError(
             f"checkpoint '{prefix}' holds {len(unexpected)} tensor(s) that fit no "
-            f"Keras weight of {spec.name}: {listed}{more}"
+            f"Keras weight of {spec.name}: {listed}"
         )
     for weight, value in values:  # Only once everything is known to fit.
         weight.assign(value)
-    return ImportReport(model_name, layout, assigned, ignored, used_ema)
+    missing_ema = tuple(e.official for e in no_shadow) if use_ema else ()
+    return ImportReport(model_name, layout, assigned, ignored, use_ema, missing_ema)
+
+
+def _first_ten(items: list[str], separator: str) -> str:
+    """Up to ten items, and how many more, for an error message."""
+    more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+    return separator.join(items[:10]) + more
+
+
+def _width_hint(spec: ArchSpec, entry: names.NameEntry) -> str:
+    """Why a layer's shape may differ: scaled checkpoints keep the base's scope."""
+    if entry.keras.startswith("classifier/"):  # The class count, not the width.
+        return ""
+    return (
+        f"; the model was built at width {spec.width_multiplier:g}, and a "
+        "width-scaled official checkpoint keeps its base model's scope (e.g. "
+        "'mnasnet-a1' for x0.75): build it with the checkpoint's width "
+        "multiplier (--width_multiplier)"
+    )
 
 
 def _pick_layout(

@@ -41,7 +41,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from mnas.model.plan import plan_layers
+from mnas.model import ops
+from mnas.model.plan import LayerPlan, conv_names, depthwise_names, plan_layers
 from mnas.search_space import ArchSpec
 
 KERAS_MODEL_SCOPE = "mnas_net_model"  # snake_case of the class MnasNetModel.
@@ -113,29 +114,57 @@ class NameEntry:
     keras: str
 
 
+class _ConstructionOrder(ops.ChannelWalker):
+    """Walks an official op's structure (``mnas.model.ops``) and lists its
+    weighted layers: the official ``MnasBlock`` creates them in the same order
+    (expand, depthwise, SE reduce and expand, project)."""
+
+    def __init__(self, plan: LayerPlan, keras: bool, out: list[OfficialLayer]):
+        super().__init__(plan.facts)
+        self.name = plan.name
+        self.scope = f"mnas_blocks_{plan.global_index}"
+        self.keras = keras
+        self.out = out
+
+    def conv_bn(self, x, part, width, kernel, stride, act=True):
+        conv, bn, _ = conv_names(self.name, part)
+        self.out.append(OfficialLayer(CONV, self.scope, conv, self.keras))
+        self.out.append(OfficialLayer(BATCH_NORM, self.scope, bn, False))
+        return width
+
+    def depthwise_bn_act(self, x, kernel, stride):
+        conv, bn, _ = depthwise_names(self.name)
+        self.out.append(OfficialLayer(DEPTHWISE, self.scope, conv, self.keras))
+        self.out.append(OfficialLayer(BATCH_NORM, self.scope, bn, False))
+        return x
+
+    def conv_bias(self, x, part, width):
+        se = f"{self.scope}/{SE_SCOPE}"
+        self.out.append(
+            OfficialLayer("conv2d_bias", se, f"{self.name}_{part}", self.keras)
+        )
+        return width
+
+
 def _layers_in_construction_order(spec: ArchSpec, layout: str) -> list[OfficialLayer]:
     """Every weighted layer, in the order the official code constructs it."""
     keras = layout == "keras"
     out: list[OfficialLayer] = []
     for plan in plan_layers(spec, (spec.resolution, spec.resolution)):
-        block, name = plan.block, plan.name
-        if block.conv_op != "mbconv" or block.skip == "pool":
+        block = plan.block
+        if not ops.get_op(block.conv_op).official or block.skip == "pool":
             raise ValueError(
-                f"layer {name} ({block.to_string()}) has no official counterpart: "
-                "official MnasNet layers are MBConv with identity or no skip"
+                f"layer {plan.name} ({block.to_string()}) has no official "
+                "counterpart: official MnasNet layers are MBConv with identity "
+                "or no skip"
             )
-        scope = f"mnas_blocks_{plan.global_index}"
-        if block.expand_ratio != 1:
-            out.append(OfficialLayer(CONV, scope, f"{name}_expand_conv", keras))
-            out.append(OfficialLayer(BATCH_NORM, scope, f"{name}_expand_bn", False))
-        out.append(OfficialLayer(DEPTHWISE, scope, f"{name}_dwconv", keras))
-        out.append(OfficialLayer(BATCH_NORM, scope, f"{name}_dw_bn", False))
-        if block.has_se:
-            se = f"{scope}/{SE_SCOPE}"
-            out.append(OfficialLayer("conv2d_bias", se, f"{name}_se_reduce", keras))
-            out.append(OfficialLayer("conv2d_bias", se, f"{name}_se_expand", keras))
-        out.append(OfficialLayer(CONV, scope, f"{name}_project_conv", keras))
-        out.append(OfficialLayer(BATCH_NORM, scope, f"{name}_project_bn", False))
+        ops.apply_layer(
+            _ConstructionOrder(plan, keras, out),
+            plan.input_filters,
+            block.conv_op,
+            plan.op_args,
+            block.skip,
+        )
     out.append(OfficialLayer(CONV, STEM_SCOPE, "stem_conv", keras))
     out.append(OfficialLayer(BATCH_NORM, STEM_SCOPE, "stem_bn", False))
     out.append(OfficialLayer(CONV, HEAD_SCOPE, "head_conv", keras))

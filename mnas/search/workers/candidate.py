@@ -3,7 +3,11 @@ resolution with the trained weights, and export ``.tflite``.
 
 Runs inside a worker process (``mnas.search.workers.worker``), so its inputs and
 outputs are JSON-safe dicts. Latency is measured by the search process, which
-owns the latency backends, their cache and the device pool.
+owns the latency backends, their cache and the device pool. It also owns the
+work directory: in a ``SubprocessPool`` the task's ``tflite_path`` points into
+the pool's staging folder, and the search process moves the file into the
+work directory when the trial is reported done, so a worker outliving a
+killed search could not write there.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import json
 import time
 from typing import Any
 
-from mnas.io.atomic import write_bytes_atomic
 from mnas.search_space import ArchSpec
+
+#: What a worker process runs for each trial (``module:function``).
+CANDIDATE_TARGET = "mnas.search.workers.candidate:evaluate_candidate"
 
 _DATA_CACHE: dict[str, Any] = {}
 
@@ -56,15 +62,10 @@ def export_trained(spec: ArchSpec, model, resolution: int, path: str) -> int:
     The network is fully convolutional up to global pooling, so weights trained
     at the proxy resolution fit the same architecture at the deployment one.
     """
-    from mnas.latency.export import export_tflite
-    from mnas.model.builder import build_model
+    from mnas.latency.export import export_to_file
 
-    num_classes = model.output_shape[-1]
-    deployed = build_model(spec, (resolution, resolution, 3), num_classes)
-    deployed.set_weights(model.get_weights())
-    flatbuffer = export_tflite(deployed)
-    write_bytes_atomic(path, flatbuffer)
-    return len(flatbuffer)
+    exported = export_to_file(spec, path, resolution=resolution, weights_from=model)
+    return exported.size_bytes
 
 
 def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def test_int8_model_is_timed(tiny_paths):
     assert result.runs == 10 and result.median_ms > 0
 
 
-def test_cpu_pinning_applies_during_measure_and_is_restored(tiny_paths):
+def test_cpu_pinning_applies_during_measure_and_rounds_and_is_restored(tiny_paths):
     before = os.sched_getaffinity(0)
     seen = []
 
@@ -131,6 +131,7 @@ def test_cpu_pinning_applies_during_measure_and_is_restored(tiny_paths):
 
     cpu = min(before)
     quick(cpus=[cpu], clock=clock).measure(tiny_paths["float"])
+    quick(cpus=[cpu], clock=clock).measure_rounds(tiny_paths["float"], 2)
     assert set(seen) == {frozenset({cpu})}
     assert os.sched_getaffinity(0) == before
     with pytest.raises(ValueError, match="cannot pin"):
@@ -163,3 +164,29 @@ def test_make_backend_builds_host_with_options():
     assert backend.options.num_runs == 7
     with pytest.raises(ValueError, match="unknown latency backend"):
         make_backend("nope")
+
+
+def test_measure_rounds_uses_a_fresh_interpreter_per_round(tiny_paths, monkeypatch):
+    backend = quick(num_runs=4)
+    loads = []
+    original = backend._load
+
+    def counting_load(path):
+        interpreter = original(path)
+        loads.append(id(interpreter))
+        return interpreter
+
+    monkeypatch.setattr(backend, "_load", counting_load)
+    rounds = backend.measure_rounds(tiny_paths["float"], 3)
+    assert len(loads) == 3
+    assert len(rounds) == 3
+    for item in rounds:
+        assert len(item.samples_ms) == 4 == item.result.runs
+        assert item.result == type(item.result).from_samples(
+            item.samples_ms,
+            backend.fingerprint(),
+            init_ms=item.result.init_ms,
+            first_run_ms=item.result.first_run_ms,
+        )
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        backend.measure_rounds(tiny_paths["float"], 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -185,3 +186,22 @@ def test_rounds_measure_every_entry_again_and_resume_mid_round(tmp_path):
     assert all(resumed.measurements(k) == 2 for k in keys)
     with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
         build_space_table(resumed, space, backend, rounds=0)
+
+
+def test_a_second_build_of_the_same_table_is_refused_naming_the_builder(tmp_path):
+    from mnas.latency.lut.builder import table_lock
+
+    space = tiny_space()
+    backend = FixedBackend(ms=1.0)
+    path = tmp_path / "t.jsonl"
+    table = open_or_create(path, backend, space, NUM_CLASSES)
+    with table_lock(str(path)):  # another build is running
+        with pytest.raises(LookupTableError) as info:
+            build_space_table(table, space, backend)
+        assert str(info.value) == (
+            f"lookup table {path} is in use by another process (pid {os.getpid()}); "
+            f"wait for it to finish or stop it (lock file {path}.lock)"
+        )
+        assert backend.calls == []
+    report = build_space_table(table, space, backend)  # the lock went with it
+    assert report.measured == len(space_keys(space, NUM_CLASSES))

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from mnas.latency.lut import calibration as predictor_eval
 from mnas.latency.backend import LatencyBackend
+from mnas.latency.lut import calibration as predictor_eval
 from mnas.latency.lut.builder import new_table_header
 from mnas.latency.lut.calibration import (
     PredictionQuality,
@@ -133,15 +133,15 @@ def test_sample_specs_is_seeded_and_named():
 
 @pytest.fixture
 def fake_exports(monkeypatch):
-    """export_arch writes a placeholder and records what it was asked for."""
+    """export_to_file writes a placeholder and records what it was asked for."""
     calls = []
 
-    def fake_export(spec, path, resolution=None, num_classes=1000):
+    def fake_export(spec, path, *, resolution=None, num_classes=None, **_):
         calls.append((spec.name, resolution, num_classes))
         with open(path, "wb") as handle:
             handle.write(b"not a model")
 
-    monkeypatch.setattr(predictor_eval, "export_arch", fake_export)
+    monkeypatch.setattr(predictor_eval, "export_to_file", fake_export)
     return calls
 
 

@@ -19,6 +19,7 @@ from mnas.latency.export import export_tflite, tflite_op_names
 from mnas.latency.lut.graph import entry_graph, export_entry
 from mnas.latency.lut.keys import LayerKey, keys_for_spec
 from mnas.search_space import ArchSpec, decode_block_strings
+from mnas.testing.lut import builder_layer_tflite
 
 NUM_CLASSES = 10
 BLOCKS = (
@@ -62,7 +63,7 @@ def _keras_pieces(spec: ArchSpec, only: set[int] | None = None) -> list[bytes | 
     (None for indices not in ``only``)."""
     import keras
 
-    from mnas.model.builder import _layer, _Ops, build_model
+    from mnas.model.builder import build_model
     from mnas.model.plan import plan_layers
 
     keras.backend.clear_session()
@@ -78,9 +79,7 @@ def _keras_pieces(spec: ArchSpec, only: set[int] | None = None) -> list[bytes | 
         if only is not None and index not in only:
             pieces.append(None)
             continue
-        inputs = keras.Input((*layer.input_size, layer.input_filters))
-        piece = keras.Model(inputs, _layer(_Ops(spec), inputs, layer, 0.0))
-        pieces.append(export_tflite(piece))
+        pieces.append(builder_layer_tflite(spec, layer))
     pieces.append(cut("head_conv", "head_act"))
     pieces.append(cut("head_pool", "classifier"))
     return pieces

@@ -9,10 +9,10 @@ from mnas.latency.lut.keys import (
     LayerKey,
     classifier_key,
     head_key,
+    key_of_plan,
     keys_for_spec,
     layer_key,
     space_keys,
-    space_slots,
     stem_key,
 )
 from mnas.model.plan import plan_layers
@@ -204,30 +204,6 @@ def test_every_sampled_architecture_is_covered(sharing):
         assert missing == [], (actions, missing)
 
 
-def test_slots_and_channel_pairs():
-    slots = space_slots(MNASNET_SPACE)
-    assert len(slots) == sum(
-        MNASNET_SPACE.max_layers(i) for i in range(len(MNASNET_SPACE.skeleton))
-    )
-    first = slots[0]
-    assert (first.block_index, first.slot, first.size, first.stride) == (0, 0, 112, 1)
-    assert first.input_channels == (32,)
-    assert first.output_channels == (16, 16, 24)
-    assert first.channel_pairs == ((32, 16), (32, 16), (32, 24))
-    block1 = [s for s in slots if s.block_index == 1]
-    assert block1[0].stride == 2 and block1[0].size == 112
-    assert block1[0].input_channels == (16, 16, 24)
-    assert block1[0].output_channels == (24, 24, 32)
-    assert len(block1[0].channel_pairs) == 9
-    assert set(block1[0].channel_pairs) == {(i, o) for i in (16, 24) for o in (24, 32)}
-    later = block1[1]
-    assert later.stride == 1 and later.size == 56
-    assert later.channel_pairs == ((24, 24), (24, 24), (32, 32))
-    assert all(
-        c_in == c_out for s in slots if s.slot > 0 for c_in, c_out in s.channel_pairs
-    )
-
-
 def test_tiny_space_keys_are_counted_by_hand():
     space = FactorizedSearchSpace(
         name="tiny",
@@ -264,3 +240,16 @@ def test_tiny_space_keys_are_counted_by_hand():
             "classifier:8x8x32->10",
         ]
     )
+
+
+def test_keys_take_the_plans_identity_skip_decision():
+    # mnasnet-small's first layer: 8 channels in and out at stride 1, but the
+    # block declares i16, so (as in the official network) no residual.
+    spec = get_preset("mnasnet-small")
+    layers = plan_layers(spec, (224, 224))
+    assert not layers[0].has_identity_skip
+    assert key_of_plan(layers[0], "relu").skip == "none"
+    for layer in layers:
+        if layer.block.skip == "identity":
+            key = key_of_plan(layer, "relu")
+            assert (key.skip == "add") == layer.has_identity_skip, layer.name

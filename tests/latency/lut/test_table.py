@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pytest
 
@@ -22,6 +24,7 @@ from mnas.latency.result import BackendFingerprint
 FP = BackendFingerprint.create(
     "host", "x86_64", "Test CPU", 1, "1.2.3", {"delegate": "xnnpack"}
 )
+FP_PREMOVE = BackendFingerprint.create("host", "x86_64", "Test CPU", 1, "1.2.3")
 OTHER_FP = BackendFingerprint.create("benchmark_model", "Pixel 1", "SERIAL9", 4, "abc")
 SPACE = "tiny/v1/0123456789ab"
 STEM = stem_key(16, 32, "relu")
@@ -118,8 +121,13 @@ def test_a_torn_last_line_is_dropped_and_resuming_repairs_it(tmp_path):
     table.add(STEM, _entry(0.5))
     with open(path, "a", encoding="utf-8") as handle:
         handle.write('{"key": "head:k1_s1:8x8x24->32:relu", "median_')  # killed
+    before = path.read_bytes()
     loaded = LookupTable.load(path)
     assert loaded.keys() == (str(STEM),)
+    assert loaded.recovery_notes == [
+        f"{path}: cut a torn last line (line 3, 46 bytes) left by an interrupted write"
+    ]
+    assert path.read_bytes() == before  # loading alone changes nothing
     # Appending after the torn line must not glue onto it.
     loaded.add(HEAD, _entry(0.25))
     loaded.add(CLASSIFIER, _entry(0.125))
@@ -151,7 +159,11 @@ def test_a_corrupt_middle_line_raises(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(LookupTableError) as info:
         LookupTable.load(path)
-    assert str(info.value) == f"{path}:2 is not valid JSON"
+    assert str(info.value) == (
+        f"{path}: line 2 is corrupt (Unterminated string starting at: line 1 "
+        "column 9 (char 8)); only a torn last line is cut automatically: repair "
+        "or remove this line by hand"
+    )
 
 
 def test_create_refuses_an_existing_file(tmp_path):
@@ -291,3 +303,52 @@ def test_missing_lists_each_absent_key_once_in_order():
     table.add(HEAD, _entry(0.25))
     assert table.missing([CLASSIFIER, HEAD, STEM, CLASSIFIER]) == [CLASSIFIER, STEM]
     assert table.missing([HEAD]) == []
+
+
+# -- files written before the restructure ------------------------------------------
+
+PREMOVE = os.path.join(os.path.dirname(__file__), "fixtures", "premove.lut.jsonl")
+with open(PREMOVE, encoding="utf-8") as _handle:
+    PREMOVE_LINES = _handle.read().splitlines()
+
+
+def test_a_table_written_before_the_restructure_loads_and_grows(tmp_path):
+    path = tmp_path / "t.lut.jsonl"
+    shutil.copy(PREMOVE, path)
+    before = path.read_text()
+    table = LookupTable.load(path)
+    assert table.header == _header(fingerprint=FP_PREMOVE)
+    assert table.keys() == (str(STEM), str(HEAD), str(CLASSIFIER))
+    assert table.ms(STEM) == 0.25 and table.measurements(STEM) == 2
+    assert table.calibration.scale == 1.25
+    assert table.recovery_notes == []
+    table.add(HEAD, _entry(0.0625))
+    assert path.read_text() == before + (
+        '{"key": "head:k1_s1:8x8x24->32:relu", "measured_unix": 1000.0, '
+        '"median_ms": 0.0625, "min_ms": 0.05625, "runs": 25}\n'
+    )
+
+
+def test_unreadable_table_files_are_refused_naming_the_file(tmp_path):
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(tmp_path)  # a directory
+    assert str(info.value) == f"{tmp_path} is a directory, not a lookup-table file"
+    path = tmp_path / "t.jsonl"
+    path.write_text("[]\n")
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == f"{path} is not a latency lookup table"
+    path.write_text('{"format": "mnas-latency-lut", "format_version": 1}\n')
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == (
+        f"{path}: line 1 is not a valid table header (KeyError('fingerprint'))"
+    )
+    lines = PREMOVE_LINES[:2] + ['{"key": "x", "median_ms": "fast"}']
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == (
+        f"{path}: line 3 is not a valid table entry (could not convert string to "
+        "float: 'fast')"
+    )

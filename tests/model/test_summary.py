@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from mnas.model.describe import describe
+from mnas.model.summary import describe
 from mnas.search_space import get_preset
 
 

@@ -1,0 +1,181 @@
+"""The oracle of a search: the controller plus the trial journal.
+
+It decides what to evaluate next and learns from what was evaluated; the
+journal and the controller checkpoint are its memory, written in an order that
+makes a kill at any moment recoverable:
+
+1. ``controller.propose()``; the controller checkpoint is saved; then the
+   RUNNING record is appended. A proposal the journal never saw (killed
+   between the save and the append) becomes a trial on resume.
+2. The COMPLETED/FAILED record is appended; then the reward is fed back and the
+   checkpoint saved. On resume, finished trials whose proposal the checkpoint
+   still holds as pending are fed back again (replay), so no reward is lost or
+   counted twice.
+3. RUNNING trials found on resume are re-run with the same actions and id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mnas.io.work_dir import remove_checkpoint_temps
+from mnas.search.trial import Journal, JournalError, TrialRecord
+
+
+@dataclasses.dataclass
+class ResumePlan:
+    """What a resumed search must do before proposing anything new."""
+
+    finished: int = 0
+    reruns: list[TrialRecord] = dataclasses.field(default_factory=list)
+    orphans: list[Any] = dataclasses.field(default_factory=list)  # Proposals
+    replayed: int = 0
+
+    def describe(self) -> str | None:
+        if not (self.reruns or self.orphans or self.replayed):
+            return None
+        return (
+            f"resuming: {self.finished} trials finished, {len(self.reruns)} "
+            f"interrupted trials to re-run, {self.replayed} rewards replayed, "
+            f"{len(self.orphans)} unrecorded proposals"
+        )
+
+
+class Oracle:
+    """Proposes trials (``next_trial``) and learns from them (``finish``).
+
+    ``on_update(controller)`` is called after a reward completed a controller
+    batch (for summaries).
+    """
+
+    def __init__(
+        self,
+        controller,
+        journal: Journal,
+        space,
+        checkpoint_dir: str,
+        on_update: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.controller = controller
+        self.journal = journal
+        self.space = space
+        self.checkpoint_dir = checkpoint_dir
+        self._on_update = on_update
+        self._plan = ResumePlan()
+
+    @classmethod
+    def restore(
+        cls,
+        controller,
+        journal: Journal,
+        space,
+        checkpoint_dir: str,
+        on_update: Callable[[Any], None] | None = None,
+    ) -> Oracle:
+        """Restores the controller from its latest checkpoint, if any (after
+        removing what a save cut short left behind)."""
+        import tensorflow as tf
+
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        remove_checkpoint_temps(checkpoint_dir)
+        if tf.train.latest_checkpoint(checkpoint_dir):
+            controller.restore(checkpoint_dir)
+        return cls(controller, journal, space, checkpoint_dir, on_update)
+
+    # -- recovery ------------------------------------------------------------------
+    def resume(self) -> ResumePlan:
+        """Replays the journal into the controller; returns what is left to do."""
+        latest = self.journal.latest()
+        pending = {p.proposal_id: p for p in self.controller.pending_proposals()}
+        plan = ResumePlan(finished=sum(r.finished for r in latest.values()))
+        for record in latest.values():
+            if record.finished and record.proposal_id in pending:
+                self._feed(record)
+                del pending[record.proposal_id]
+                plan.replayed += 1
+        plan.reruns = [r for r in latest.values() if r.status == "RUNNING"]
+        known = {r.proposal_id for r in latest.values()}
+        plan.orphans = [p for pid, p in sorted(pending.items()) if pid not in known]
+        if plan.describe() is not None:
+            self.save()
+        self._plan = plan
+        return plan
+
+    def check_journal(self) -> None:
+        """Refuses a journal whose actions this search space cannot decode."""
+        for record in self.journal.latest().values():
+            try:
+                self.space.decode(record.actions)
+            except ValueError as error:
+                raise JournalError(
+                    f"{self.journal.path}: trial {record.trial_id} holds actions "
+                    f"search space {self.space.identity()} cannot decode ({error})"
+                ) from None
+
+    # -- proposing -----------------------------------------------------------------
+    def next_trial(self) -> TrialRecord:
+        """The next trial, recorded as RUNNING: an interrupted one again, an
+        unrecorded proposal, or a new proposal (checkpointed before it is
+        recorded)."""
+        plan = self._plan
+        if plan.reruns:
+            old = plan.reruns.pop(0)
+            record = old.replace(status="RUNNING", attempt=old.attempt + 1, error=None)
+        else:
+            if plan.orphans:
+                proposal = plan.orphans.pop(0)
+            else:
+                proposal = self.controller.propose()
+                self.save()
+            spec = self.space.decode(proposal.actions)
+            record = TrialRecord(
+                trial_id=self.journal.next_trial_id(),
+                status="RUNNING",
+                proposal_id=proposal.proposal_id,
+                actions=proposal.actions,
+                block_strings=spec.block_strings,
+            )
+        self.journal.append(record)
+        return record
+
+    # -- learning ------------------------------------------------------------------
+    def finish(self, record: TrialRecord) -> None:
+        """Records a COMPLETED or FAILED trial, then feeds it back and saves."""
+        if not record.finished:
+            raise ValueError(
+                f"trial {record.trial_id} is not finished: {record.status}"
+            )
+        self.journal.append(record)
+        self._feed(record)
+        self.save()
+
+    def amend(self, record: TrialRecord) -> None:
+        """Appends a later state of a finished trial (a verification)."""
+        self.journal.append(record)
+
+    def _feed(self, record: TrialRecord) -> None:
+        pending = {p.proposal_id for p in self.controller.pending_proposals()}
+        if record.proposal_id not in pending:
+            return
+        if record.status == "COMPLETED":
+            updated = self.controller.feedback(record.proposal_id, record.reward)
+            if updated and self._on_update is not None:
+                self._on_update(self.controller)
+        else:
+            self.controller.feedback_failed(record.proposal_id, record.error or "")
+
+    def save(self) -> None:
+        self.controller.save(self.checkpoint_dir)
+
+    # -- views ---------------------------------------------------------------------
+    def latest(self) -> dict[int, TrialRecord]:
+        return self.journal.latest()
+
+    def completed(self) -> list[TrialRecord]:
+        return [r for r in self.journal.latest().values() if r.status == "COMPLETED"]
+
+    def num_finished(self) -> int:
+        return sum(r.finished for r in self.journal.latest().values())

@@ -1,0 +1,149 @@
+"""The oracle's write order and its recovery by replaying the journal."""
+
+import os
+
+import pytest
+
+from mnas.controller import ControllerConfig, make_controller
+from mnas.search.oracle import Oracle
+from mnas.search.trial import Journal, JournalError
+from mnas.search_space import get_search_space
+
+SPACE = get_search_space("mnasnet")
+
+
+def _oracle(tmp_path, events=None, batch_size=2):
+    controller = make_controller(
+        "random", SPACE.decisions(), ControllerConfig(batch_size=batch_size)
+    )
+    journal = Journal.open(str(tmp_path / "trials.jsonl"))
+    oracle = Oracle.restore(controller, journal, SPACE, str(tmp_path / "controller"))
+    if events is not None:
+        _record_calls(oracle, events)
+    return oracle
+
+
+def _record_calls(oracle, events):
+    """Logs, in order, the calls that write state."""
+    controller, journal = oracle.controller, oracle.journal
+
+    def spy(owner, name, label):
+        original = getattr(owner, name)
+
+        def call(*args, **kwargs):
+            if name == "append":
+                events.append(f"append {args[0].status}")
+            else:
+                events.append(label)
+            return original(*args, **kwargs)
+
+        setattr(owner, name, call)
+
+    spy(controller, "propose", "propose")
+    spy(controller, "feedback", "feedback")
+    spy(controller, "feedback_failed", "feedback_failed")
+    spy(controller, "save", "save")
+    spy(journal, "append", "append")
+
+
+def test_a_proposal_is_checkpointed_before_its_running_record(tmp_path):
+    events = []
+    oracle = _oracle(tmp_path, events)
+    oracle.resume()
+    record = oracle.next_trial()
+    assert events == ["propose", "save", "append RUNNING"]
+    assert (record.trial_id, record.status, record.proposal_id) == (0, "RUNNING", 0)
+    assert record.block_strings == SPACE.decode(record.actions).block_strings
+
+
+def test_a_result_is_recorded_then_fed_back_then_checkpointed(tmp_path):
+    events = []
+    oracle = _oracle(tmp_path, events)
+    oracle.resume()
+    first, second = oracle.next_trial(), oracle.next_trial()
+    events.clear()
+    oracle.finish(first.replace(status="COMPLETED", reward=0.5, accuracy=0.5))
+    oracle.finish(second.replace(status="FAILED", error="boom"))
+    assert events == [
+        "append COMPLETED",
+        "feedback",
+        "save",
+        "append FAILED",
+        "feedback_failed",
+        "save",
+    ]
+    with pytest.raises(ValueError, match="trial 0 is not finished: RUNNING"):
+        oracle.finish(first)
+
+
+def test_resume_replays_a_reward_the_checkpoint_missed(tmp_path):
+    oracle = _oracle(tmp_path)
+    oracle.resume()
+    record = oracle.next_trial()
+    # Killed after the COMPLETED record, before the feedback and the save.
+    oracle.journal.append(record.replace(status="COMPLETED", reward=0.7))
+    resumed = _oracle(tmp_path)
+    assert resumed.controller.num_pending == 1
+    plan = resumed.resume()
+    assert (plan.finished, plan.replayed, plan.reruns, plan.orphans) == (1, 1, [], [])
+    assert resumed.controller.state_summary()["num_rewards"] == 1
+    assert resumed.controller.num_pending == 0
+    # The replay was checkpointed: a second resume replays nothing.
+    assert _oracle(tmp_path).resume().replayed == 0
+
+
+def test_resume_turns_an_unrecorded_proposal_into_the_next_trial(tmp_path):
+    oracle = _oracle(tmp_path)
+    oracle.resume()
+    proposal = oracle.controller.propose()
+    oracle.save()  # killed before the RUNNING record
+    resumed = _oracle(tmp_path)
+    plan = resumed.resume()
+    assert plan.describe() == (
+        "resuming: 0 trials finished, 0 interrupted trials to re-run, "
+        "0 rewards replayed, 1 unrecorded proposals"
+    )
+    record = resumed.next_trial()
+    assert (record.trial_id, record.proposal_id) == (0, proposal.proposal_id)
+    assert record.actions == proposal.actions
+    assert resumed.next_trial().proposal_id == 1  # then new proposals
+
+
+def test_resume_reruns_a_running_trial_with_its_id_and_actions(tmp_path):
+    oracle = _oracle(tmp_path)
+    oracle.resume()
+    running = oracle.next_trial()
+    resumed = _oracle(tmp_path)
+    assert len(resumed.resume().reruns) == 1
+    again = resumed.next_trial()
+    assert (again.trial_id, again.proposal_id, again.actions, again.attempt) == (
+        running.trial_id,
+        running.proposal_id,
+        running.actions,
+        2,
+    )
+    assert resumed.controller.num_pending == 1  # no new proposal was made
+
+
+def test_a_journal_with_actions_outside_the_space_is_refused_naming_the_trial(
+    tmp_path,
+):
+    oracle = _oracle(tmp_path)
+    oracle.resume()
+    record = oracle.next_trial()
+    oracle.journal.append(record.replace(trial_id=1, actions=(9,) * 42))
+    with pytest.raises(JournalError) as info:
+        _oracle(tmp_path).check_journal()
+    message = str(info.value)
+    assert message.startswith(
+        f"{tmp_path / 'trials.jsonl'}: trial 1 holds actions search space "
+        f"{SPACE.identity()} cannot decode ("
+    )
+
+
+def test_restore_removes_the_leftovers_of_an_interrupted_save(tmp_path):
+    oracle = _oracle(tmp_path)
+    oracle.save()
+    os.makedirs(tmp_path / "controller" / "ckpt-2_temp")
+    _oracle(tmp_path)
+    assert not (tmp_path / "controller" / "ckpt-2_temp").exists()
