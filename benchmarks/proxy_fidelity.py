@@ -14,8 +14,12 @@ the held-out set's resolution (one image), and the command that made it.
 Every training appends one fsync'd JSON line to ``--out``; a rerun with the
 same arguments skips what is there, so a killed run resumes. Runs go seed A
 for all, then seed B, then long, so a cut-short run still has the seed pair.
+``--jobs=N`` trains in N child processes (each takes every N-th training of
+that order, ``--shard=i/N``), appending to the same file; ``--report_only``
+prints the table of what is there.
 
-    .venv/bin/python benchmarks/proxy_fidelity.py --out=runs/proxy_fidelity.jsonl
+    nice -n 5 .venv/bin/python benchmarks/proxy_fidelity.py --jobs=2 \
+        --out=runs/proxy_fidelity.jsonl
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import dataclasses
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 
@@ -107,7 +112,29 @@ def main() -> int:
     parser.add_argument(
         "--epochs", type=int, default=None, help="proxy epochs (trainer default)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="child processes")
+    parser.add_argument("--shard", default="0/1", help="i/N: train every N-th")
+    parser.add_argument("--report_only", action="store_true")
     args = parser.parse_args()
+    start = time.perf_counter()
+    if args.jobs > 1 and not args.report_only:
+        children = [
+            subprocess.Popen(
+                [sys.executable, *sys.argv, "--jobs=1", f"--shard={i}/{args.jobs}"]
+            )
+            for i in range(args.jobs)
+        ]
+        failed = [child.args for child in children if child.wait() != 0]
+        if failed:
+            print(f"children failed: {failed}", file=sys.stderr)
+        args.report_only = True
+    shard, num_shards = (int(part) for part in args.shard.split("/"))
+
+    import tensorflow as tf
+
+    if num_shards > 1:  # One core per child: N children share N cores.
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
     from mnas.train.data import DataConfig, load_proxy_data
     from mnas.train.proxy import TrainerConfig
@@ -127,11 +154,12 @@ def main() -> int:
     archs = architectures(args.samples)
     done = _done(args.out)
     header = {"dataset": args.dataset, "validation": data.num_validation}
-    start = time.perf_counter()
-    for run, trainer in runs.items():
-        for name, spec in archs:
-            if (name, run) in done:
-                continue
+    tasks = [(run, name, spec) for run in runs for name, spec in archs]
+    for index, (run, name, spec) in enumerate(tasks):
+        trainer = runs[run]
+        if args.report_only or index % num_shards != shard:
+            continue
+        if (name, run) not in done:
             record = {"arch": name, "run": run, **header}
             record.update(train_one(spec, data, trainer, trainer.seed))
             record["epochs"] = trainer.epochs
@@ -142,7 +170,9 @@ def main() -> int:
                 f"{record['seconds']:6.1f} s load {record['load1']:.1f}",
                 flush=True,
             )
-    report(done, archs, list(runs), data.num_validation)
+    if num_shards > 1:
+        return 0
+    report(_done(args.out), archs, list(runs), data.num_validation)
     print(f"\nwall time this invocation: {time.perf_counter() - start:.0f} s")
     print("command: " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     return 0

@@ -316,8 +316,8 @@ def test_model_that_does_not_fit_the_data(small_digits):
             "steps_per_epoch must be an integer in [1, 2147483648] or None, got 0",
         ),
         (
-            {"epochs": 2, "warmup_epochs": 2},
-            "warmup_epochs must be a number in [0, 2), got 2",
+            {"epochs": 2, "warmup_epochs": 10001},
+            "warmup_epochs must be a number in [0, 10000], got 10001",
         ),
         (
             {"bn_recalibration_images": -1},
