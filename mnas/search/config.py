@@ -15,11 +15,16 @@ from typing import Any
 from mnas.controller import ControllerConfig
 from mnas.latency.config import LatencyConfig
 from mnas.search.reward import RewardConfig
+from mnas.search.shared.config import SharedConfig
 from mnas.train.data import DataConfig
 from mnas.train.proxy import TrainerConfig
 
 LATENCY_MODES = ("measured", "predicted", "verified")
 CONTROLLER_KINDS = ("reinforce", "ppo", "random")
+#: How a candidate's accuracy is obtained: trained alone with the proxy
+#: trainer (MnasNet), or scored on one held-out batch with the weights of a
+#: supernet trained along the search (TuNAS; ``mnas.search.shared``).
+EVALUATIONS = ("standalone", "shared")
 
 # Fields that may change when a search is resumed.
 RESUMABLE_FIELDS = frozenset(
@@ -45,6 +50,7 @@ _TYPED_FIELDS = {
     "data": DataConfig,
     "trainer": TrainerConfig,
     "latency": LatencyConfig,
+    "shared": SharedConfig,
 }
 
 
@@ -57,7 +63,10 @@ class SearchConfig:
     passed to ``Search``), so a resume with another backend is refused.
     ``max_consecutive_failures``: the search stops after this many failed
     trials in a row (a dead backend would otherwise fail every trial); None
-    never stops.
+    never stops. ``evaluation``: one of ``EVALUATIONS``; ``"shared"`` samples
+    ``num_trials`` paths of a supernet (``shared`` holds its settings), scores
+    latency from the lookup table (``latency_mode`` predicted or verified) and
+    trains the best ``top_k`` architectures standalone at the end.
     """
 
     work_dir: str
@@ -77,6 +86,8 @@ class SearchConfig:
     trial_timeout_s: float = 3600.0
     max_consecutive_failures: int | None = 5
     seed: int = 0
+    evaluation: str = "standalone"
+    shared: SharedConfig = SharedConfig()
 
     def __post_init__(self) -> None:
         if self.controller is None:
@@ -119,6 +130,16 @@ class SearchConfig:
                 f"latency mode must be one of {', '.join(LATENCY_MODES)}, "
                 f"got {self.latency_mode!r}"
             )
+        if self.evaluation not in EVALUATIONS:
+            raise SearchConfigError(
+                f"evaluation must be one of {', '.join(EVALUATIONS)}, "
+                f"got {self.evaluation!r}"
+            )
+        if self.evaluation == "shared" and self.latency_mode == "measured":
+            raise SearchConfigError(
+                "--evaluation=shared scores latency from the lookup table: use "
+                "--latency=verified (the top-k are also measured) or predicted"
+            )
         if self.latency_mode != "measured" and not self.lut_path:
             raise SearchConfigError(
                 f"--latency={self.latency_mode} needs a lookup table (--lut); build "
@@ -137,6 +158,7 @@ class SearchConfig:
         data["data"] = dataclasses.asdict(self.data)
         data["trainer"] = dataclasses.asdict(self.trainer)
         data["latency"] = self.latency.to_dict()
+        data["shared"] = self.shared.to_dict()
         return data
 
     @classmethod
@@ -157,6 +179,7 @@ class SearchConfig:
         values["data"] = DataConfig(**(values.get("data") or {}))
         values["trainer"] = TrainerConfig(**(values.get("trainer") or {}))
         values["latency"] = LatencyConfig.from_dict(values.get("latency") or {})
+        values["shared"] = SharedConfig.from_dict(values.get("shared") or {})
         return cls(**values)
 
 

@@ -12,6 +12,13 @@ makes a kill at any moment recoverable:
    still holds as pending are fed back again (replay), so no reward is lost or
    counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
+
+Weight-sharing evaluation (``mnas.search.shared``) evaluates one proposal at a
+time in this process and writes no RUNNING record: ``propose`` samples a batch
+and saves the checkpoint before handing out the first, and ``finish(...,
+save=False)`` saves only when a batch completed an update. A kill then leaves
+proposals pending that the journal never saw (handed out again on resume,
+same ids and actions) and rewards the checkpoint lacks (replayed by rule 2).
 """
 
 from __future__ import annotations
@@ -116,6 +123,20 @@ class Oracle:
                 ) from None
 
     # -- proposing -----------------------------------------------------------------
+    def propose(self, count: int = 1):
+        """The next proposal the journal has not seen: an unrecorded one from
+        before a kill, else one of ``count`` sampled at once (one graph call)
+        and checkpointed before any is handed out."""
+        plan = self._plan
+        if not plan.orphans:
+            plan.orphans = list(self.controller.propose_batch(count))
+            self.save()
+        return plan.orphans.pop(0)
+
+    def has_unrecorded_proposals(self) -> bool:
+        """Proposals the controller handed out that the journal has not seen."""
+        return bool(self._plan.orphans)
+
     def next_trial(self) -> TrialRecord:
         """The next trial, recorded as RUNNING: an interrupted one again, an
         unrecorded proposal, or a new proposal (checkpointed before it is
@@ -142,30 +163,37 @@ class Oracle:
         return record
 
     # -- learning ------------------------------------------------------------------
-    def finish(self, record: TrialRecord) -> None:
-        """Records a COMPLETED or FAILED trial, then feeds it back and saves."""
+    def finish(self, record: TrialRecord, save: bool = True) -> bool:
+        """Records a COMPLETED or FAILED trial, then feeds it back and saves
+        the controller (with ``save=False`` only if its policy was updated).
+        Returns whether it was."""
         if not record.finished:
             raise ValueError(
                 f"trial {record.trial_id} is not finished: {record.status}"
             )
         self.journal.append(record)
-        self._feed(record)
-        self.save()
+        updated = self._feed(record)
+        if save or updated:
+            self.save()
+        return updated
 
     def amend(self, record: TrialRecord) -> None:
         """Appends a later state of a finished trial (a verification)."""
         self.journal.append(record)
 
-    def _feed(self, record: TrialRecord) -> None:
+    def _feed(self, record: TrialRecord) -> bool:
+        """Feeds a finished trial to the controller if it awaits it; returns
+        whether the policy was updated."""
         pending = {p.proposal_id for p in self.controller.pending_proposals()}
         if record.proposal_id not in pending:
-            return
+            return False
         if record.status == "COMPLETED":
             updated = self.controller.feedback(record.proposal_id, record.reward)
             if updated and self._on_update is not None:
                 self._on_update(self.controller)
-        else:
-            self.controller.feedback_failed(record.proposal_id, record.error or "")
+            return updated
+        self.controller.feedback_failed(record.proposal_id, record.error or "")
+        return False
 
     def save(self) -> None:
         self.controller.save(self.checkpoint_dir)

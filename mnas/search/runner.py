@@ -57,7 +57,7 @@ from mnas.search.config import (
     SearchConfigError,
     canonical_config_dict,
 )
-from mnas.search.display import SearchDisplay
+from mnas.search.display import SearchDisplay, SharedDisplay
 from mnas.search.oracle import Oracle
 from mnas.search.outputs import (
     Outputs,
@@ -189,8 +189,12 @@ class Search:
 
     ``pool`` is the ``Executor`` of candidate evaluations; ``backend`` times
     models (``measured``/``verified``), ``predictor`` predicts
-    (``predicted``/``verified``). The work directory stays locked from here
-    until ``run()`` ends (or ``close()``).
+    (``predicted``/``verified``). ``space`` overrides the registered space of
+    ``config.space`` (tests search tiny spaces); ``data`` is the proxy data a
+    shared search trains on (loaded from ``config.data`` when None) and
+    ``lut_fill`` its table's fill (``open_shared_predictor``) for the progress
+    line. The work directory stays locked from here until ``run()`` ends (or
+    ``close()``).
     """
 
     def __init__(
@@ -204,15 +208,24 @@ class Search:
         progress_stream: TextIO | None = None,
         predictor=None,
         callbacks: Sequence[Callback] = (),
+        data=None,
+        lut_fill=None,
+        space=None,
     ):
         self.config = config
         self.pool = pool
+        self.data = data  # the proxy data, for shared evaluation (else loaded)
         if config.latency_mode != "measured" and predictor is None:
             raise SearchConfigError(
                 f"latency mode {config.latency_mode!r} needs a latency predictor"
             )
         self.log = log
-        self.space = get_search_space(config.space)
+        self.space = space if space is not None else get_search_space(config.space)
+        if self.space.name != config.space:
+            raise SearchConfigError(
+                f"search space {self.space.name!r} given for config.space "
+                f"{config.space!r}"
+            )
         self.work_dir = claim_work_dir(
             config.work_dir,
             config.to_dict(),
@@ -245,12 +258,22 @@ class Search:
         self.search_outputs = SearchOutputs(
             self.outputs, config, self.space, self.journal
         )
-        self.callbacks: list[Callback] = [
-            self.search_outputs,
-            self.tensorboard,
-            SearchDisplay(config.num_trials, progress_stream),
-            *callbacks,
-        ]
+        if config.evaluation == "shared":
+            note = None
+            if lut_fill is not None and predictor is not None:
+                note = lambda: lut_fill.note(predictor)  # noqa: E731
+            self.callbacks: list[Callback] = [
+                self.tensorboard,
+                SharedDisplay(config.num_trials, progress_stream, note=note),
+                *callbacks,
+            ]
+        else:
+            self.callbacks = [
+                self.search_outputs,
+                self.tensorboard,
+                SearchDisplay(config.num_trials, progress_stream),
+                *callbacks,
+            ]
 
     # -- setup -----------------------------------------------------------------
     @property
@@ -292,6 +315,8 @@ class Search:
         ``best.json`` entries. Raises ``ConsecutiveFailuresError`` (after
         writing the outputs) when too many trials fail in a row."""
         streak = _FailureStreak(self.config.max_consecutive_failures)
+        if self.config.evaluation == "shared":
+            return self._run_shared(streak)
         try:
             plan = self.oracle.resume()
             message = plan.describe()
@@ -337,6 +362,23 @@ class Search:
             finally:
                 self.work_dir.release()
         best = self.search_outputs.write(rank_trials(self.oracle.latest().values()))
+        if streak.tripped:
+            raise streak.error()
+        return best
+
+    def _run_shared(self, streak: _FailureStreak) -> list[dict[str, Any]]:
+        """Weight-sharing evaluation (``mnas.search.shared.loop``)."""
+        from mnas.search.shared.loop import SharedEvaluation
+
+        try:
+            best = SharedEvaluation(self, self.data).run(streak)
+        finally:
+            try:
+                self.pool.close()
+                for callback in self.callbacks:
+                    callback.on_search_end(rank_trials(self.oracle.latest().values()))
+            finally:
+                self.work_dir.release()
         if streak.tripped:
             raise streak.error()
         return best
