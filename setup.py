@@ -60,6 +60,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "import-linter>=2.1"],
+        # mnas-search --executor=ray: trials and latency devices on a cluster.
+        "ray": ["ray>=2.60,<3"],
     },
     entry_points={
         "console_scripts": [

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from mnas.search_space import check_bool, check_int, check_real, shown_names
 
 # Seeds travel as int32 pairs through TF's stateless random ops.
 MAX_SEED = 2**31 - 1
+#: Integer fields -> their upper bound (all are >= 1): far above any useful
+#: setting, low enough that a typo cannot allocate a huge policy.
+_INT_BOUNDS = {
+    "batch_size": 4096,
+    "hidden_size": 4096,
+    "num_layers": 16,
+    "embedding_size": 4096,
+    "ppo_epochs": 100,
+}
+
+
+class ControllerConfigError(ValueError):
+    """A ControllerConfig field of the wrong type or out of range."""
+
 
 #: Per-algorithm defaults for fields left ``None``. They reach mean reward 0.9
 #: on the 42-decision known-reward task in about 120-220 updates of batch 8
@@ -74,60 +89,28 @@ class ControllerConfig:
     init_range: float = 0.1
 
     def __post_init__(self) -> None:
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        def check(checked: Callable, name: str, *args, **kwargs) -> None:
+            value = checked(
+                name, getattr(self, name), *args, error=ControllerConfigError, **kwargs
+            )
+            object.__setattr__(self, name, value)
 
-        def positive_float(name: str, allow_none: bool = False) -> None:
-            value = getattr(self, name)
-            if value is None and allow_none:
-                return
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-        for name in ("batch_size", "hidden_size", "num_layers", "ppo_epochs"):
-            positive_int(name)
-        if self.embedding_size is not None:
-            positive_int("embedding_size")
+        for name, high in _INT_BOUNDS.items():
+            check(check_int, name, 1, high, allow_none=name == "embedding_size")
+        check(check_int, "seed", 0, MAX_SEED)
+        check(check_bool, "share_embeddings")
         for name in ("temperature", "init_range"):
-            positive_float(name)
+            check(check_real, name, 0.0, low_open=True)
         for name in ("learning_rate", "tanh_constant", "grad_clip_norm"):
-            positive_float(name, allow_none=True)
-        if not isinstance(self.share_embeddings, bool):
-            raise ValueError(
-                f"share_embeddings must be a bool, got {self.share_embeddings!r}"
-            )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
-        if not 0.0 <= self.baseline_decay < 1.0:
-            raise ValueError(
-                f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}"
-            )
-        if self.entropy_weight is not None and (
-            isinstance(self.entropy_weight, bool)
-            or not isinstance(self.entropy_weight, int | float)
-            or not math.isfinite(self.entropy_weight)
-            or self.entropy_weight < 0
-        ):
-            raise ValueError(
-                f"entropy_weight must be a finite number >= 0, "
-                f"got {self.entropy_weight!r}"
-            )
-        if not 0.0 < self.ppo_clip < 1.0:
-            raise ValueError(f"ppo_clip must be in (0, 1), got {self.ppo_clip!r}")
+            check(check_real, name, 0.0, low_open=True, allow_none=True)
+        check(check_real, "baseline_decay", 0.0, 1.0, high_open=True)
+        check(check_real, "entropy_weight", 0.0, allow_none=True)
+        check(check_real, "ppo_clip", 0.0, 1.0, low_open=True, high_open=True)
 
     def resolve(self, algorithm: str) -> ControllerConfig:
         """A copy with every ``None`` default filled in for ``algorithm``."""
-        if algorithm not in ALGORITHM_DEFAULTS:
-            raise ValueError(
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHM_DEFAULTS:
+            raise ControllerConfigError(
                 f"algorithm must be one of {tuple(ALGORITHM_DEFAULTS)}, "
                 f"got {algorithm!r}"
             )
@@ -145,8 +128,14 @@ class ControllerConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ControllerConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not ignored."""
+        if not isinstance(values, Mapping):
+            raise ControllerConfigError(
+                f"a controller config must be a mapping, got {type(values).__name__}"
+            )
         known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = [key for key in values if key not in known]
         if unknown:
-            raise ValueError(f"unknown controller config keys: {unknown}")
+            raise ControllerConfigError(
+                f"unknown controller config keys: {shown_names(unknown)}"
+            )
         return cls(**values)

@@ -5,6 +5,13 @@ a traceback" is written once, here: :func:`run_binary` parses the flags (a
 bad or renamed flag is one line, exit 2) and runs ``main`` (an expected error
 is one line, exit 1). Anything else is a bug and keeps its traceback.
 
+So is the rule for stopping: Ctrl-C raises ``KeyboardInterrupt``, and
+SIGTERM (or SIGHUP) raises :class:`Terminated`, a ``KeyboardInterrupt``, so
+every loop stops the same way whatever stopped it: it cancels its running
+work, leaves its journal recoverable (``--resume`` continues) and unlocks its
+work directory on the way out. The binary then prints one line and exits
+with 130 (Ctrl-C) or 128 + the signal's number (143 for SIGTERM).
+
 Flag groups are defined by ``define_*`` functions that may be called more than
 once (two groups can share a sub-group); each flag is declared in exactly one
 place in ``mnas.flags``, so a name means the same thing in every binary.
@@ -12,12 +19,15 @@ place in ``mnas.flags``, so a name means the same thing in every binary.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from absl import app, flags
@@ -52,8 +62,61 @@ LAZY_EXPECTED_ERRORS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Signals that stop a binary as Ctrl-C does (a polite request to stop).
+TERMINATION_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 class FlagError(ValueError):
     """A flag value (or a combination of flags) that the binary refuses."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal, raised in the main thread like Ctrl-C's
+    ``KeyboardInterrupt`` so the same cleanup runs; ``except Exception``
+    (a failed trial, a failed grid point) does not catch it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(f"terminated by {signal.Signals(self.signum).name}")
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal's number, as a shell reports a process it killed."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def termination_raises(
+    signums: Iterable[int] = TERMINATION_SIGNALS,
+) -> Iterator[None]:
+    """While inside, each of ``signums`` raises :class:`Terminated` in the main
+    thread, once: later ones are ignored, so the cleanup the first one started
+    is not cut short (SIGKILL still ends a stuck process). A signal that was
+    ignored when this began (``nohup``) stays ignored. Does nothing outside
+    the main thread, where Python cannot install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = tuple(signums)
+    previous = {s: signal.getsignal(s) for s in signums}
+    state = {"raised": False}
+
+    def handler(signum: int, frame) -> None:
+        del frame
+        if not state["raised"]:
+            state["raised"] = True
+            raise Terminated(signum)
+
+    for signum, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old if old is not None else signal.SIG_DFL)
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
@@ -84,7 +147,8 @@ def one_line(error: BaseException) -> str:
 
 def fail(binary: str, message: str, status: int) -> None:
     """Prints ``binary: message`` on stderr and exits with ``status``."""
-    sys.stdout.flush()
+    with contextlib.suppress(OSError):  # a closed terminal or pipe
+        sys.stdout.flush()
     print(f"{binary}: {message}", file=sys.stderr, flush=True)
     sys.exit(status)
 
@@ -119,6 +183,14 @@ def parse_flags(binary: str, renamed: Mapping[str, str], argv: list[str]) -> lis
     return rest
 
 
+def stopped(binary: str, stop: KeyboardInterrupt) -> None:
+    """The one line and exit status of a binary stopped by Ctrl-C or a
+    termination signal."""
+    if isinstance(stop, Terminated):
+        fail(binary, str(stop), stop.exit_status)
+    fail(binary, "interrupted", INTERRUPTED_EXIT)
+
+
 def guarded(binary: str, main: Callable[[list[str]], int | None]):
     """``main`` with every expected error turned into one line and exit 1."""
 
@@ -126,8 +198,8 @@ def guarded(binary: str, main: Callable[[list[str]], int | None]):
     def run_main(argv: list[str]) -> int | None:
         try:
             return main(argv)
-        except KeyboardInterrupt:
-            fail(binary, "interrupted", INTERRUPTED_EXIT)
+        except KeyboardInterrupt as stop:
+            stopped(binary, stop)
         except Exception as error:
             if not isinstance(error, expected_errors()):
                 raise
@@ -142,15 +214,22 @@ def run_binary(
     main: Callable[[list[str]], int | None],
     renamed: Mapping[str, str] | None = None,
 ) -> None:
-    """``app.run(main)`` with this module's flag parsing and error rule.
+    """``app.run(main)`` with this module's flag parsing, error rule and
+    stopping rule (SIGTERM stops like Ctrl-C).
 
     ``renamed`` maps the binary's retired flag names to their new ones.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(
-        guarded(binary, main),
-        flags_parser=functools.partial(parse_flags, binary, dict(renamed or {})),
-    )
+    with termination_raises():
+        try:
+            app.run(
+                guarded(binary, main),
+                flags_parser=functools.partial(
+                    parse_flags, binary, dict(renamed or {})
+                ),
+            )
+        except KeyboardInterrupt as stop:  # while the flags were read
+            stopped(binary, stop)
 
 
 def quiet_tensorflow(flag_values: flags.FlagValues) -> None:
@@ -201,8 +280,9 @@ def read_json(path: str, what: str, error: type[Exception] = FlagError) -> Any:
 
 
 def check_range(name: str, value: float, low: float, high: float) -> None:
-    """FlagError naming ``--name`` and the bound ``value`` crosses."""
-    if value < low:
+    """FlagError naming ``--name`` and the bound ``value`` crosses (NaN
+    crosses the lower one)."""
+    if not value >= low:
         raise FlagError(f"--{name} must be >= {low}, got {value}")
     if value > high:
         raise FlagError(f"--{name} must be <= {high}, got {value}")

@@ -22,10 +22,18 @@ from mnas.flags.common import (
     define_seed_flag,
     defines,
 )
+from mnas.search_space import check_text
 
+# The bounds of mnas.train's DataConfig and TrainerConfig (importing them
+# would import TensorFlow before the flags are read; tests/flags/test_data.py
+# checks that they are the same numbers).
+MIN_PROXY_RESOLUTION = 8
 MAX_PROXY_RESOLUTION = 1024
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
+MAX_EXAMPLES = 2**31
+MAX_SEED = 2**32 - 1
+MAX_PATH_LENGTH = 4096
 
 
 @defines("data_dir")
@@ -72,7 +80,8 @@ def define_proxy_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer(
         "proxy_resolution",
         32,
-        f"Proxy training resolution, in [8, {MAX_PROXY_RESOLUTION}].",
+        f"Proxy training resolution, in [{MIN_PROXY_RESOLUTION}, "
+        f"{MAX_PROXY_RESOLUTION}].",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -110,9 +119,23 @@ def proxy_data_kwargs(flag_values: flags.FlagValues) -> dict[str, Any]:
     one written before the flag existed.
     """
     check_range(
-        "proxy_resolution", flag_values.proxy_resolution, 8, MAX_PROXY_RESOLUTION
+        "proxy_resolution",
+        flag_values.proxy_resolution,
+        MIN_PROXY_RESOLUTION,
+        MAX_PROXY_RESOLUTION,
     )
     check_batch_size(flag_values)
+    if flag_values.max_train_examples is not None:
+        check_range(
+            "max_train_examples", flag_values.max_train_examples, 1, MAX_EXAMPLES
+        )
+    check_range("seed", flag_values.seed, 0, MAX_SEED)
+    check_text("--dataset", flag_values.dataset, MAX_PATH_LENGTH, error=FlagError)
+    dataset = flag_values.dataset.strip()
+    if not dataset:
+        raise FlagError("--dataset must not be empty")
+    if dataset.startswith("folder:") and not dataset[len("folder:") :].strip():
+        raise FlagError("--dataset=folder: must be followed by a directory path")
     fraction = flag_values.validation_fraction
     if not (math.isfinite(fraction) and 0.0 < fraction < 1.0):
         raise FlagError(f"--validation_fraction must be in (0, 1), got {fraction}")

@@ -41,6 +41,8 @@ from mnas.flags.lut import (
     lut_path_from_flags,
 )
 
+#: Largest --steps_per_epoch (as the proxy trainer's cap).
+MAX_STEPS = 2**31
 #: DnasConfig field -> the flag that sets it.
 FIELD_FLAGS = {
     "sharing": "sharing",
@@ -189,6 +191,8 @@ def dnas_config_from_flags(flag_values: flags.FlagValues) -> DnasConfig:
         flag_values.search_epochs - 1,
     )
     check_range("search_batch_size", flag_values.search_batch_size, 1, MAX_BATCH_SIZE)
+    if flag_values.steps_per_epoch is not None:
+        check_range("steps_per_epoch", flag_values.steps_per_epoch, 1, MAX_STEPS)
     work_dir = flag_values.work_dir or time.strftime("runs/dnas-%Y%m%d-%H%M%S")
     space = flag_values.search_space
     fields = {field: flag_values[name].value for field, name in FIELD_FLAGS.items()}

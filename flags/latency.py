@@ -19,10 +19,12 @@ from mnas.latency import (
     backend_from_config,
     parse_cpu_list,
 )
+from mnas.search_space import MAX_RESOLUTION
 
-#: Bounds of --deployment_resolution (the search's latency is measured there).
+#: Bounds of --deployment_resolution (the search's latency is measured
+#: there): at least 32 (the space downsamples 32-fold), at most ArchSpec's.
 MIN_DEPLOYMENT_RESOLUTION = 32
-MAX_DEPLOYMENT_RESOLUTION = 2048
+MAX_DEPLOYMENT_RESOLUTION = MAX_RESOLUTION
 
 
 @defines("latency_backend")
@@ -106,8 +108,8 @@ def define_deployment_resolution_flag(flag_values: flags.FlagValues = FLAGS) -> 
     flags.DEFINE_integer(
         "deployment_resolution",
         224,
-        "Resolution at which a candidate is exported and its latency measured "
-        f"(>= {MIN_DEPLOYMENT_RESOLUTION}).",
+        "Resolution at which a candidate is exported and its latency measured, "
+        f"in [{MIN_DEPLOYMENT_RESOLUTION}, {MAX_DEPLOYMENT_RESOLUTION}].",
         flag_values=flag_values,
     )
 
@@ -152,11 +154,6 @@ def latency_config_from_flags(flag_values: flags.FlagValues) -> LatencyConfig:
                 f"--cpus must be a CPU list such as '0' or '0,2-3', got "
                 f"{flag_values.cpus!r}"
             ) from None
-    mask = flag_values.taskset_mask
-    if mask is not None:
-        text = mask.strip().lower().removeprefix("0x")
-        if not text or any(c not in "0123456789abcdef" for c in text):
-            raise FlagError(f"--taskset_mask must be hex (e.g. f0), got {mask!r}")
     cache = flag_values.latency_cache
     return LatencyConfig(
         backend=flag_values.latency_backend,
@@ -165,7 +162,7 @@ def latency_config_from_flags(flag_values: flags.FlagValues) -> LatencyConfig:
         serials=tuple(s.strip() for s in flag_values.serial),
         benchmark_model=flag_values.benchmark_model,
         android=flag_values.android,
-        taskset_mask=mask,
+        taskset_mask=flag_values.taskset_mask,
         cpus=cpus,
         cache_path=os.path.expanduser(cache) if cache else None,
         bypass_cache=flag_values.no_latency_cache,

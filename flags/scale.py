@@ -17,6 +17,7 @@ from mnas.flags.common import (
     FLAGS,
     FlagError,
     check_finite,
+    check_range,
     define_resume_flag,
     define_work_dir_flag,
     defines,
@@ -30,14 +31,27 @@ from mnas.flags.data import (
 )
 from mnas.flags.latency import define_latency_flags
 from mnas.flags.reward import define_reward_flags, reward_config_from_flags
-from mnas.search_space import DEFAULT_SCALING_TOLERANCE, ScalingCoefficients
+from mnas.search_space import (
+    DEFAULT_SCALING_TOLERANCE,
+    MAX_COEFFICIENT,
+    MAX_PHI,
+    ScalingCoefficients,
+)
 
 _DEFAULT = ScalingCoefficients()  # EfficientNet's published (1.2, 1.1, 1.15)
 
-#: Largest phi: EfficientNet's family stops at 7; far beyond it a network's
-#: depth and width grow past anything this machine can build.
-MAX_PHI = 10.0
-MAX_GRID_VALUE = 4.0
+#: Largest --grid_max: the grid's values are coefficients (at most
+#: MAX_COEFFICIENT, as --phi is at most MAX_PHI: the library's bounds).
+MAX_GRID_VALUE = MAX_COEFFICIENT
+#: Most grid values per coefficient: the grid is searched for triples on the
+#: constraint in cubic time, and each triple found trains a candidate.
+MAX_GRID_POINTS = 100
+#: Flag -> the ScalingCoefficients field it sets.
+COEFFICIENT_FLAGS = {
+    "depth_coefficient": "alpha",
+    "width_coefficient": "beta",
+    "resolution_coefficient": "gamma",
+}
 
 
 @defines("phi")
@@ -57,19 +71,22 @@ def define_scale_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float(
         "depth_coefficient",
         _DEFAULT.alpha,
-        "Depth factor per unit of phi (EfficientNet's alpha, >= 1).",
+        f"Depth factor per unit of phi (EfficientNet's alpha), in "
+        f"[1, {MAX_COEFFICIENT:g}].",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "width_coefficient",
         _DEFAULT.beta,
-        "Width factor per unit of phi (EfficientNet's beta, >= 1).",
+        f"Width factor per unit of phi (EfficientNet's beta), in "
+        f"[1, {MAX_COEFFICIENT:g}].",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "resolution_coefficient",
         _DEFAULT.gamma,
-        "Resolution factor per unit of phi (EfficientNet's gamma, >= 1).",
+        f"Resolution factor per unit of phi (EfficientNet's gamma), in "
+        f"[1, {MAX_COEFFICIENT:g}].",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
@@ -136,11 +153,11 @@ def phis_from_flags(flag_values: flags.FlagValues) -> tuple[float, ...]:
 
 def coefficients_from_flags(flag_values: flags.FlagValues) -> ScalingCoefficients:
     """The three coefficients, checked against the FLOPs constraint."""
-    check_finite(flag_values, "tolerance")
+    check_finite(flag_values, "tolerance", *COEFFICIENT_FLAGS)
+    for name in COEFFICIENT_FLAGS:
+        check_range(name, flag_values[name].value, 1.0, MAX_COEFFICIENT)
     coefficients = ScalingCoefficients(
-        flag_values.depth_coefficient,
-        flag_values.width_coefficient,
-        flag_values.resolution_coefficient,
+        **{field: flag_values[name].value for name, field in COEFFICIENT_FLAGS.items()}
     )
     coefficients.check(flag_values.tolerance)
     return coefficients
@@ -161,6 +178,12 @@ def _triples(flag_values: flags.FlagValues) -> tuple[tuple[float, float, float],
         raise FlagError(
             f"--grid_step must be in (0, --grid_max - 1] and --grid_max in "
             f"[1, {MAX_GRID_VALUE:g}], got --grid_step={step:g} --grid_max={high:g}"
+        )
+    if (high - 1.0) / step + 1 > MAX_GRID_POINTS:
+        raise FlagError(
+            f"--grid_step must be >= (--grid_max - 1) / {MAX_GRID_POINTS - 1} (at "
+            f"most {MAX_GRID_POINTS} grid values), got --grid_step={step:g} "
+            f"--grid_max={high:g}"
         )
     return tuple(grid_triples(step, 1.0, high, flag_values.tolerance))
 
@@ -189,7 +212,7 @@ def scaling_search_config_from_flags(flag_values: flags.FlagValues):
 
 #: Retired names of mnas-scale's flags.
 RENAMED = {
-    "output_dir": "work_dir (the grid search's work directory)",
+    "output_dir": "work_dir",
     "alpha": "depth_coefficient",
     "beta": "width_coefficient",
     "gamma": "resolution_coefficient",

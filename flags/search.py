@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from absl import flags
 
 from mnas.flags.arch import define_search_space_flag
 from mnas.flags.common import (
     FLAGS,
+    FlagError,
     check_finite,
     check_positive,
     check_range,
@@ -36,8 +38,10 @@ from mnas.flags.reward import define_reward_flags, reward_config_from_flags
 from mnas.latency import LatencyConfig
 
 CONTROLLERS = ("reinforce", "ppo", "random")
+EXECUTORS = ("local", "ray")  # as mnas.search.config (imported lazily)
 MAX_TRIALS = 1_000_000
 MAX_WORKERS = 256
+MAX_TRIAL_RETRIES = 100
 
 
 @defines("num_trials")
@@ -55,7 +59,8 @@ def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer(
         "num_workers",
         1,
-        "Candidate-evaluating worker processes.",
+        "Candidate-evaluating worker processes (with --executor=ray: the most "
+        "trials in flight; unset, as many as the cluster's nodes fit).",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -95,6 +100,7 @@ def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "Controller entropy bonus (default per algorithm).",
         flag_values=flag_values,
     )
+    define_executor_flags(flag_values)
     flags.DEFINE_integer(
         "max_consecutive_failures",
         5,
@@ -104,6 +110,95 @@ def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
 
 
+def define_executor_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Where candidates are evaluated (docs/many_machines.md)."""
+    flags.DEFINE_enum(
+        "executor",
+        "local",
+        list(EXECUTORS),
+        "Where candidates are evaluated: local (worker subprocesses of this "
+        "machine) or ray (tasks on a Ray cluster; pip install 'mnas[ray]').",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "ray_address",
+        None,
+        "Ray cluster of --executor=ray: auto (the one this machine joined) or "
+        "HEAD_HOST:PORT; unset: RAY_ADDRESS, else a new one on this machine.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "trial_resources",
+        "CPU=1",
+        "What one trial asks of a Ray node, NAME=AMOUNT,... (CPU, GPU, memory "
+        "in bytes, custom resources), e.g. CPU=2,GPU=1.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "trial_retries",
+        2,
+        "Times a Ray trial runs again after losing its node or worker (node "
+        "lost, out of memory) before it fails.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "latency_resource",
+        None,
+        "Ray resource of the devices that time models (e.g. phone, declared by "
+        "ray start --resources on the hosts they are plugged into); unset: "
+        "timed in the search process.",
+        flag_values=flag_values,
+    )
+
+
+RAY_ONLY_FLAGS = ("ray_address", "trial_resources", "trial_retries", "latency_resource")
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """``CPU=2,GPU=1`` as ``{"CPU": 2.0, "GPU": 1.0}``; FlagError otherwise."""
+    found: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, amount = item.strip().partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = math.nan
+        if not sep or not name.strip() or not math.isfinite(value):
+            raise FlagError(
+                "--trial_resources must be NAME=AMOUNT[,NAME=AMOUNT...] with "
+                f"finite amounts, got {text!r}"
+            )
+        if name.strip() in found:
+            raise FlagError(f"--trial_resources names {name.strip()} twice")
+        found[name.strip()] = value
+    return found
+
+
+def executor_fields_from_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
+    """The ``SearchConfig`` fields of the executor flags."""
+    if flag_values.executor != "ray":
+        for name in RAY_ONLY_FLAGS:
+            if flag_values[name].present:
+                raise FlagError(
+                    f"--{name} needs --executor=ray (got --executor="
+                    f"{flag_values.executor})"
+                )
+    check_range("trial_retries", flag_values.trial_retries, 0, MAX_TRIAL_RETRIES)
+    return {
+        "executor": flag_values.executor,
+        "ray_address": flag_values.ray_address or None,
+        "trial_resources": parse_resources(flag_values.trial_resources),
+        "trial_retries": flag_values.trial_retries,
+        "latency_resource": flag_values.latency_resource or None,
+    }
+
+
+def max_concurrent_trials(flag_values: flags.FlagValues) -> int | None:
+    """--num_workers as the Ray executor's cap on trials in flight: only when
+    given (by default the cluster's capacity decides)."""
+    return flag_values.num_workers if flag_values["num_workers"].present else None
+
+
 def search_config_from_flags(
     flag_values: flags.FlagValues, latency: LatencyConfig, lut_path: str | None
 ):
@@ -111,6 +206,7 @@ def search_config_from_flags(
     and table flags (the lookup table is used unless --latency=measured)."""
     check_range("num_trials", flag_values.num_trials, 1, MAX_TRIALS)
     check_range("num_workers", flag_values.num_workers, 1, MAX_WORKERS)
+    check_range("top_k", flag_values.top_k, 1, MAX_TRIALS)
     check_finite(
         flag_values, "trial_timeout_s", "controller_learning_rate", "entropy_weight"
     )
@@ -119,6 +215,7 @@ def search_config_from_flags(
     check_range(
         "max_consecutive_failures", flag_values.max_consecutive_failures, 0, MAX_TRIALS
     )
+    executor = executor_fields_from_flags(flag_values)
     work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
     data = data_config_from_flags(flag_values)
     trainer = trainer_config_from_flags(flag_values)
@@ -149,6 +246,7 @@ def search_config_from_flags(
         trial_timeout_s=flag_values.trial_timeout_s,
         max_consecutive_failures=flag_values.max_consecutive_failures or None,
         seed=flag_values.seed,
+        **executor,
     )
 
 

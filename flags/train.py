@@ -7,6 +7,8 @@ proxy task's are ``--proxy_epochs``, a DNAS search's ``--search_epochs``).
 
 from __future__ import annotations
 
+import math
+
 from absl import flags
 
 from mnas.flags.arch import define_arch_flags
@@ -14,6 +16,7 @@ from mnas.flags.common import (
     FLAGS,
     FlagError,
     check_finite,
+    check_positive,
     check_range,
     check_work_dir,
     define_work_dir_flag,
@@ -138,9 +141,20 @@ def full_training_config_from_flags(flag_values: flags.FlagValues):
         "moving_average_decay",
         "dropout_rate",
     )
+    check_positive(flag_values, "base_learning_rate", "lr_decay_epochs")
+    check_range("weight_decay", flag_values.weight_decay, 0.0, math.inf)
+    # A warm-up longer than the run is allowed (short smoke runs keep the
+    # recipe's 5 epochs).
+    check_range("warmup_epochs", flag_values.warmup_epochs, 0.0, MAX_EPOCHS)
+    if not 0.0 < flag_values.lr_decay_rate <= 1.0:
+        raise FlagError(
+            f"--lr_decay_rate must be in (0, 1], got {flag_values.lr_decay_rate}"
+        )
+    for name in ("label_smoothing", "moving_average_decay", "dropout_rate"):
+        value = flag_values[name].value
+        if value is not None and not 0.0 <= value < 1.0:
+            raise FlagError(f"--{name} must be in [0, 1), got {value}")
     dropout = flag_values.dropout_rate
-    if dropout is not None and not 0.0 <= dropout < 1.0:
-        raise FlagError(f"--dropout_rate must be in [0, 1), got {dropout}")
     for name in ("num_train_examples", "max_steps_per_epoch"):
         if flag_values[name].value is not None:
             check_range(name, flag_values[name].value, 1, 2**31)

@@ -14,52 +14,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnas.latency.backend import LatencyBackend, backend_names, make_backend
+from mnas.search_space import check_bool, check_int, check_text, shown, shown_names
 
 DEFAULT_CACHE_PATH = "~/.cache/mnas/latency.sqlite"
 #: Default lookup-table file; ``{backend}`` and ``{space}`` are filled in.
 DEFAULT_LUT_PATH = "~/.cache/mnas/lut/{backend}-{space}.lut.jsonl"
 BACKENDS = ("host", "litert-benchmark", "benchmark_model")
 
+# Bounds of LatencyConfig's fields.
+MAX_THREADS = 256
+MAX_RUNS = 100_000
+MAX_DEVICES = 256
+MAX_CPU = 4095  # as mnas.latency.backends.affinity.MAX_CPU
+MAX_TEXT_LENGTH = 4096
+
+
+class LatencyConfigError(ValueError):
+    """A LatencyConfig field of the wrong type or out of range, or flags
+    that do not go together; the message names the flag."""
+
 
 def open_lookup_table(path: str):
-    """The table at ``path``; a LookupTableError naming the file for a
-    directory, a missing file or one that is no lookup table."""
-    import os
+    """The table at ``path``; a LookupTableError naming the file (and the
+    line) for a directory, a missing file or one that is no lookup table."""
+    from mnas.latency.lut.table import LookupTable
 
-    from mnas.latency.lut.table import LookupTable, LookupTableError
-
-    if os.path.isdir(path):
-        raise LookupTableError(f"{path} is a directory, not a lookup-table file")
-    _check_first_line(path)
-    try:
-        return LookupTable.load(path)
-    except (KeyError, TypeError, AttributeError) as error:
-        # JSON of the wrong shape: the table module trusts its own writer.
-        raise LookupTableError(
-            f"{path} is not a lookup table: a header or entry line is malformed "
-            f"({type(error).__name__}: {error})"
-        ) from None
-
-
-def _check_first_line(path: str) -> None:
-    """A table's first line is its JSON header; anything else is another file
-    (which the table's torn-last-line rule would report as an empty table)."""
-    import json
-
-    from mnas.latency.lut.table import LookupTableError
-
-    try:
-        with open(path, "rb") as handle:
-            first = handle.readline(1 << 20)
-    except FileNotFoundError:
-        return  # LookupTable.load says how to build one
-    if first.strip():
-        try:
-            json.loads(first)
-        except ValueError:
-            raise LookupTableError(
-                f"{path} is not a lookup table: line 1 is not JSON"
-            ) from None
+    return LookupTable.load(path)
 
 
 def load_predictor(
@@ -109,30 +89,21 @@ class LatencyConfig:
     bypass_cache: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "serials", tuple(self.serials))
-        if self.cpus is not None:
-            object.__setattr__(self, "cpus", tuple(sorted(set(self.cpus))))
-        if self.backend not in backend_names():
-            raise ValueError(
-                f"unknown latency backend {self.backend!r}; choose one of "
-                f"{', '.join(backend_names())}"
-            )
-        if self.num_threads < 1:
-            raise ValueError(f"--num_threads must be >= 1, got {self.num_threads}")
-        if self.num_runs is not None and self.num_runs < 1:
-            raise ValueError(f"--num_runs must be >= 1, got {self.num_runs}")
+        self._check_fields()
         if any(not s.strip() for s in self.serials):
-            raise ValueError("--serial holds an empty serial")
+            raise LatencyConfigError("--serial holds an empty serial")
         if len(set(self.serials)) != len(self.serials):
-            raise ValueError(f"--serial lists a device twice: {','.join(self.serials)}")
+            raise LatencyConfigError(
+                f"--serial lists a device twice: {','.join(self.serials)}"
+            )
         if self.backend == "benchmark_model":
             if not self.benchmark_model:
-                raise ValueError(
+                raise LatencyConfigError(
                     "--latency_backend=benchmark_model needs --benchmark_model="
                     "PATH (the binary; an Android build with --android/--serial)"
                 )
             if self.taskset_mask is not None and not self.on_phone:
-                raise ValueError(
+                raise LatencyConfigError(
                     "--taskset_mask applies on a phone (--android or --serial); "
                     "pin a local benchmark_model with --cpus"
                 )
@@ -144,10 +115,57 @@ class LatencyConfig:
                 ("--taskset_mask", self.taskset_mask),
             ):
                 if value:
-                    raise ValueError(
+                    raise LatencyConfigError(
                         f"{name} needs --latency_backend=benchmark_model "
                         f"(got --latency_backend={self.backend})"
                     )
+
+    def _check_fields(self) -> None:
+        """Each field's type and range (named by its flag), normalizing
+        ``serials`` and ``cpus`` to tuples (cpus sorted, without repeats)."""
+        error = LatencyConfigError
+        if not isinstance(self.backend, str) or self.backend not in backend_names():
+            raise error(
+                f"unknown latency backend {shown(self.backend)}; choose one of "
+                f"{', '.join(backend_names())}"
+            )
+        check_int("--num_threads", self.num_threads, 1, MAX_THREADS, error=error)
+        check_int(
+            "--num_runs", self.num_runs, 1, MAX_RUNS, error=error, allow_none=True
+        )
+        serials = self.serials
+        if isinstance(serials, str | bytes) or not isinstance(serials, list | tuple):
+            raise error(f"--serial must be a list of serials, got {shown(serials)}")
+        if len(serials) > MAX_DEVICES:
+            raise error(f"--serial lists {len(serials)} devices; at most {MAX_DEVICES}")
+        for serial in serials:
+            check_text("--serial", serial, MAX_TEXT_LENGTH, error=error)
+        object.__setattr__(self, "serials", tuple(serials))
+        for name, value in (
+            ("--benchmark_model", self.benchmark_model),
+            ("--latency_cache", self.cache_path),
+        ):
+            check_text(name, value, MAX_TEXT_LENGTH, error=error, allow_none=True)
+        check_bool("--android", self.android, error=error)
+        check_bool("--no_latency_cache", self.bypass_cache, error=error)
+        mask = self.taskset_mask
+        if mask is not None and (
+            not isinstance(mask, str)
+            or not 0 < len(mask.lower().removeprefix("0x")) <= MAX_CPU // 4 + 1
+            or any(c not in "0123456789abcdef" for c in mask.lower().removeprefix("0x"))
+        ):
+            raise error(f"--taskset_mask must be hex (e.g. f0), got {shown(mask)}")
+        cpus = self.cpus
+        if cpus is not None:
+            if isinstance(cpus, str | bytes) or not isinstance(
+                cpus, list | tuple | set
+            ):
+                raise error(f"--cpus must be a list of CPU numbers, got {shown(cpus)}")
+            if not cpus:
+                raise error("--cpus lists no CPU")
+            for cpu in cpus:
+                check_int("--cpus", cpu, 0, MAX_CPU, error=error)
+            object.__setattr__(self, "cpus", tuple(sorted({int(c) for c in cpus})))
 
     @property
     def on_phone(self) -> bool:
@@ -190,14 +208,19 @@ class LatencyConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyConfig:
+        if not isinstance(data, Mapping):
+            raise LatencyConfigError(
+                f"a latency config must be a JSON object, got {type(data).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = [k for k in data if k not in known]
         if unknown:
-            raise ValueError(f"unknown latency config fields: {', '.join(unknown)}")
+            raise LatencyConfigError(
+                f"unknown latency config fields: {shown_names(unknown)}"
+            )
         values = dict(data)
-        values["serials"] = tuple(values.get("serials") or ())
-        if values.get("cpus") is not None:
-            values["cpus"] = tuple(values["cpus"])
+        if values.get("serials") is None:
+            values["serials"] = ()
         return cls(**values)
 
 
@@ -239,7 +262,7 @@ def check_backends(backends: list[LatencyBackend]) -> None:
 def backend_from_config(config: LatencyConfig) -> LatencyBackend:
     """The single backend of a one-device config (see :func:`pool_from_config`)."""
     if len(config.serials) > 1:
-        raise ValueError(
+        raise LatencyConfigError(
             f"--serial lists {len(config.serials)} devices; a single backend "
             "measures on one (use a device pool)"
         )

@@ -1,7 +1,24 @@
 """Search space, architecture specs, block strings and presets (data only: no Keras)."""
 
-from mnas.search_space.arch_spec import ArchSpec, round_filters, round_repeats
+from mnas.search_space.arch_spec import (
+    MAX_DEPTH_DIVISOR,
+    MAX_LAYERS,
+    MAX_MULTIPLIER,
+    MAX_NAME_LENGTH,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    ArchSpec,
+    round_filters,
+    round_repeats,
+)
 from mnas.search_space.block_args import (
+    MAX_BLOCK_STRING_LENGTH,
+    MAX_EXPAND_RATIO,
+    MAX_FILTERS,
+    MAX_KERNEL_SIZE,
+    MAX_REPEATS,
+    MAX_STRIDE,
+    MIN_SE_RATIO,
     BlockArgs,
     decode_block_string,
     decode_block_strings,
@@ -19,6 +36,8 @@ from mnas.search_space.errors import (
 from mnas.search_space.presets import get_preset, parse_arch, preset_names
 from mnas.search_space.scaling import DEFAULT_TOLERANCE as DEFAULT_SCALING_TOLERANCE
 from mnas.search_space.scaling import (
+    MAX_COEFFICIENT,
+    MAX_PHI,
     ScalingCoefficients,
     ScalingError,
     efficientnet,
@@ -31,9 +50,33 @@ from mnas.search_space.space import (
     FactorizedSearchSpace,
     get_search_space,
 )
+from mnas.search_space.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_text,
+    shown,
+    shown_names,
+)
 
 __all__ = [
     "DEFAULT_SCALING_TOLERANCE",
+    "MAX_BLOCK_STRING_LENGTH",
+    "MAX_COEFFICIENT",
+    "MAX_DEPTH_DIVISOR",
+    "MAX_EXPAND_RATIO",
+    "MAX_FILTERS",
+    "MAX_KERNEL_SIZE",
+    "MAX_LAYERS",
+    "MAX_MULTIPLIER",
+    "MAX_NAME_LENGTH",
+    "MAX_PHI",
+    "MAX_REPEATS",
+    "MAX_RESOLUTION",
+    "MAX_STRIDE",
+    "MIN_RESOLUTION",
+    "MIN_SE_RATIO",
     "MNASNET_SPACE",
     "ActionError",
     "ArchSpec",
@@ -46,6 +89,11 @@ __all__ = [
     "ScalingError",
     "SpecError",
     "UnknownPresetError",
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_real",
+    "check_text",
     "decode_block_string",
     "decode_block_strings",
     "encode_block_string",
@@ -60,4 +108,6 @@ __all__ = [
     "scale",
     "scale_family",
     "scaled_resolution",
+    "shown",
+    "shown_names",
 ]

@@ -22,6 +22,7 @@ import re
 from typing import Literal
 
 from mnas.search_space.errors import BlockStringError
+from mnas.search_space.validation import check_choice, check_int, check_real
 
 ConvOp = str  # a name of ``conv_op_names()``
 SkipOp = Literal["identity", "none", "pool"]
@@ -32,7 +33,24 @@ _SKIP_TOKENS = {"noskip": "none", "poolskip": "pool"}
 # official op (no token); every other op is written as its bare name.
 _BUILTIN_CONV_OPS: dict[str, bool] = {"mbconv": True, "conv": False, "dsconv": False}
 _CONV_OPS: dict[str, bool] = dict(_BUILTIN_CONV_OPS)
-_OP_NAME = re.compile(r"^[a-z][a-z0-9]*$")
+_OP_NAME = re.compile(r"[a-z][a-z0-9]*")
+
+# Upper bounds of a block's fields: far beyond any published network
+# (EfficientNet-B7: 13 repeats after depth scaling; MnasNet-D1: kernel 7,
+# expansion 9; widest built layer 3,840 channels), low enough that the spec
+# alone bounds the built network (see ``ArchSpec``).
+MAX_REPEATS = 64
+MAX_KERNEL_SIZE = 15
+MAX_STRIDE = 4
+MAX_EXPAND_RATIO = 16
+#: Widest filter count, declared or built (after width scaling, expansion
+#: included).
+MAX_FILTERS = 16384
+#: Smallest non-zero squeeze-excite ratio: written without an exponent, so
+#: that it reads back in the block-string grammar (``se0.0001``).
+MIN_SE_RATIO = 1e-4
+#: Longest block string (a canonical one is under 50 characters).
+MAX_BLOCK_STRING_LENGTH = 256
 
 
 def conv_op_names() -> tuple[str, ...]:
@@ -50,7 +68,7 @@ def register_conv_op(name: str, expands: bool) -> None:
 
     Only the name is data here; ``mnas.model.ops.register_op`` calls this with
     the op's structure, so use that one."""
-    if not isinstance(name, str) or not _OP_NAME.match(name):
+    if not isinstance(name, str) or not _OP_NAME.fullmatch(name):
         raise BlockStringError(
             f"conv op name must be lower-case letters and digits, got {name!r}"
         )
@@ -87,20 +105,24 @@ class BlockArgs:
     skip: SkipOp = "identity"
 
     def __post_init__(self) -> None:
-        for name in ("num_repeat", "kernel_size", "stride", "expand_ratio"):
-            _require_positive_int(name, getattr(self, name))
-        for name in ("input_filters", "output_filters"):
-            _require_positive_int(name, getattr(self, name))
+        def set_checked(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        for name, high in _INT_BOUNDS.items():
+            value = getattr(self, name)
+            set_checked(name, check_int(name, value, 1, high, error=BlockStringError))
         if self.kernel_size % 2 == 0:
             raise BlockStringError(f"kernel_size must be odd, got {self.kernel_size}")
-        if not 0.0 <= self.se_ratio <= 1.0:
-            raise BlockStringError(f"se_ratio must be in [0, 1], got {self.se_ratio}")
-        if self.conv_op not in _CONV_OPS:
+        se_ratio = check_real(
+            "se_ratio", self.se_ratio, 0.0, 1.0, error=BlockStringError
+        )
+        if 0 < se_ratio < MIN_SE_RATIO:
             raise BlockStringError(
-                f"conv_op must be one of {conv_op_names()}, got {self.conv_op!r}"
+                f"se_ratio must be 0 or in [{MIN_SE_RATIO:g}, 1], got {se_ratio!r}"
             )
-        if self.skip not in SKIP_OPS:
-            raise BlockStringError(f"skip must be one of {SKIP_OPS}, got {self.skip!r}")
+        set_checked("se_ratio", se_ratio)
+        check_choice("conv_op", self.conv_op, conv_op_names(), error=BlockStringError)
+        check_choice("skip", self.skip, SKIP_OPS, error=BlockStringError)
         if not conv_op_expands(self.conv_op) and self.expand_ratio != 1:
             raise BlockStringError(
                 f"expand_ratio must be 1 for conv_op {self.conv_op!r}, "
@@ -118,19 +140,26 @@ class BlockArgs:
         return encode_block_string(self)
 
 
-def _require_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BlockStringError(f"{name} must be a positive integer, got {value!r}")
+#: Integer fields -> their upper bound (all are >= 1).
+_INT_BOUNDS = {
+    "num_repeat": MAX_REPEATS,
+    "kernel_size": MAX_KERNEL_SIZE,
+    "stride": MAX_STRIDE,
+    "expand_ratio": MAX_EXPAND_RATIO,
+    "input_filters": MAX_FILTERS,
+    "output_filters": MAX_FILTERS,
+}
 
-
+# ASCII digits only: ``\d`` and ``int()`` also accept other scripts' digits
+# (``k\uff13`` would read as 3 and encode as ``k3``).
 _FIELD_PATTERNS = {
-    "r": re.compile(r"^r(\d+)$"),
-    "k": re.compile(r"^k(\d+)$"),
-    "s": re.compile(r"^s(\d)(\d)$"),
-    "e": re.compile(r"^e(\d+)$"),
-    "i": re.compile(r"^i(\d+)$"),
-    "o": re.compile(r"^o(\d+)$"),
-    "se": re.compile(r"^se(\d*\.?\d+)$"),
+    "r": re.compile(r"r([0-9]+)"),
+    "k": re.compile(r"k([0-9]+)"),
+    "s": re.compile(r"s([0-9])([0-9])"),
+    "e": re.compile(r"e([0-9]+)"),
+    "i": re.compile(r"i([0-9]+)"),
+    "o": re.compile(r"o([0-9]+)"),
+    "se": re.compile(r"se([0-9]*\.?[0-9]+)"),
 }
 _FIELD_NAMES = {
     "r": "repeats (r)",
@@ -140,6 +169,15 @@ _FIELD_NAMES = {
     "i": "input filters (i)",
     "o": "output filters (o)",
     "se": "squeeze-excite ratio (se)",
+}
+_FIELD_FORMS = {
+    "r": "r and ASCII digits, e.g. r2",
+    "k": "k and ASCII digits, e.g. k3",
+    "s": "s and two equal ASCII digits, e.g. s22",
+    "e": "e and ASCII digits, e.g. e6",
+    "i": "i and ASCII digits, e.g. i16",
+    "o": "o and ASCII digits, e.g. o24",
+    "se": "se and a decimal number, e.g. se0.25",
 }
 _REQUIRED = ("r", "k", "s", "e", "i", "o")
 
@@ -155,6 +193,11 @@ def decode_block_string(block_string: str) -> BlockArgs:
     if not isinstance(block_string, str):
         raise BlockStringError(
             f"block string must be a str, got {type(block_string).__name__}"
+        )
+    if len(block_string) > MAX_BLOCK_STRING_LENGTH:
+        raise BlockStringError(
+            f"block string must be at most {MAX_BLOCK_STRING_LENGTH} characters, "
+            f"got {len(block_string)}"
         )
     text = block_string.strip()
     if not text:
@@ -184,11 +227,11 @@ def decode_block_string(block_string: str) -> BlockArgs:
             raise BlockStringError(
                 f"unknown field {token!r} in block string {block_string!r}"
             )
-        match = _FIELD_PATTERNS[key].match(token)
+        match = _FIELD_PATTERNS[key].fullmatch(token)
         if match is None:
             raise BlockStringError(
                 f"malformed {_FIELD_NAMES[key]} field {token!r} in block string "
-                f"{block_string!r}"
+                f"{block_string!r} (expected {_FIELD_FORMS[key]})"
             )
         if key in values:
             raise BlockStringError(
@@ -208,10 +251,10 @@ def decode_block_string(block_string: str) -> BlockArgs:
         )
     se_text = values.get("se")
     se_ratio = float(se_text) if se_text is not None else 0.0
-    if se_text is not None and not 0.0 < se_ratio <= 1.0:
+    if se_text is not None and not MIN_SE_RATIO <= se_ratio <= 1.0:
         raise BlockStringError(
-            f"squeeze-excite ratio (se) must be in (0, 1], got {se_text} "
-            f"in block string {block_string!r}"
+            f"squeeze-excite ratio (se) must be in [{MIN_SE_RATIO:g}, 1], got "
+            f"{se_text} in block string {block_string!r}"
         )
     try:
         return BlockArgs(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mnas.search_space.arch_spec import ArchSpec
+from mnas.search_space.arch_spec import MAX_LAYERS, ArchSpec
 from mnas.search_space.block_args import decode_block_strings
-from mnas.search_space.errors import UnknownPresetError
+from mnas.search_space.errors import SpecError, UnknownPresetError
+from mnas.search_space.validation import shown
 
 _MNASNET_A1 = (
     "r1_k3_s11_e1_i32_o16_noskip",
@@ -142,9 +143,9 @@ def get_preset(
     name: str, width_multiplier: float = 1.0, depth_multiplier: float = 1.0
 ) -> ArchSpec:
     """Returns the named preset, with multipliers recorded on the spec."""
-    if name not in _PRESETS:
+    if not isinstance(name, str) or name not in _PRESETS:
         raise UnknownPresetError(
-            f"unknown preset {name!r}; known presets: {', '.join(preset_names())}"
+            f"unknown preset {shown(name)}; known presets: {', '.join(preset_names())}"
         )
     spec = _PRESETS[name]()
     if width_multiplier != 1.0 or depth_multiplier != 1.0:
@@ -154,15 +155,24 @@ def get_preset(
 
 def parse_arch(text: str, **overrides) -> ArchSpec:
     """A preset name, or comma/space separated block strings, into an ``ArchSpec``."""
+    if not isinstance(text, str):
+        raise SpecError(
+            f"an architecture must be a preset name or block strings, got "
+            f"{type(text).__name__}"
+        )
     text = text.strip()
     if text in _PRESETS:
         spec = get_preset(text)
     elif "_" in text:
         strings = tuple(s for s in text.replace(",", " ").split() if s)
+        if len(strings) > MAX_LAYERS:
+            raise SpecError(
+                f"blocks must hold at most {MAX_LAYERS} blocks, got {len(strings)}"
+            )
         spec = _spec("custom", strings)
     else:
         raise UnknownPresetError(
-            f"unknown preset {text!r}; known presets: {', '.join(preset_names())} "
+            f"unknown preset {shown(text)}; known presets: {', '.join(preset_names())} "
             "(or give block strings such as r1_k3_s11_e1_i32_o16_noskip,...)"
         )
     return spec.replace(**overrides) if overrides else spec

@@ -19,10 +19,10 @@ Data only: no Keras here.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from mnas.search_space.arch_spec import ArchSpec
 from mnas.search_space.errors import SpecError
+from mnas.search_space.validation import check_real
 
 DEFAULT_ALPHA = 1.2
 DEFAULT_BETA = 1.1
@@ -32,6 +32,11 @@ DEFAULT_TOLERANCE = 0.1
 FLOPS_TARGET = 2.0
 RESOLUTION_MULTIPLE = 8
 MAX_DROPOUT = 0.5
+#: Largest phi: EfficientNet's family stops at 7; far beyond it the
+#: multipliers leave ``ArchSpec``'s bounds anyway.
+MAX_PHI = 10.0
+#: Largest alpha, beta or gamma (each is about 1.1-1.2 under the constraint).
+MAX_COEFFICIENT = 4.0
 DROPOUT_FULL_PHI = 7.0
 
 # name: (width, depth, resolution, dropout) exactly as published (Tan & Le 2019).
@@ -61,15 +66,10 @@ class ScalingCoefficients:
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "gamma"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                raise ScalingError(f"{name} must be a finite number, got {value!r}")
-            if value < 1.0:
-                raise ScalingError(f"{name} must be >= 1, got {value!r}")
+            value = check_real(
+                name, getattr(self, name), 1.0, MAX_COEFFICIENT, error=ScalingError
+            )
+            object.__setattr__(self, name, value)
 
     @property
     def flops_factor(self) -> float:
@@ -77,10 +77,7 @@ class ScalingCoefficients:
         return self.alpha * self.beta**2 * self.gamma**2
 
     def check(self, tolerance: float = DEFAULT_TOLERANCE) -> None:
-        if not (math.isfinite(tolerance) and tolerance >= 0):
-            raise ScalingError(
-                f"tolerance must be a finite number >= 0, got {tolerance!r}"
-            )
+        check_real("tolerance", tolerance, 0.0, error=ScalingError)
         product = self.flops_factor
         if abs(product - FLOPS_TARGET) > tolerance:
             raise ScalingError(
@@ -122,18 +119,14 @@ def scale(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> ArchSpec:
     """``arch`` compound-scaled by ``phi``; ``phi = 0`` returns it unchanged."""
-    if (
-        isinstance(phi, bool)
-        or not isinstance(phi, int | float)
-        or not math.isfinite(phi)
-    ):
-        raise ScalingError(f"phi must be a finite number, got {phi!r}")
-    if phi < 0:
-        raise ScalingError(f"phi must be >= 0, got {phi:g}")
+    if not isinstance(arch, ArchSpec):
+        raise ScalingError(f"arch must be an ArchSpec, got {type(arch).__name__}")
+    phi = check_real("phi", phi, 0.0, MAX_PHI, error=ScalingError)
     coefficients = ScalingCoefficients(alpha, beta, gamma)
     coefficients.check(tolerance)
     if phi == 0:
         return arch
+    alpha, beta, gamma = coefficients.as_tuple()
     return arch.replace(
         depth_multiplier=arch.depth_multiplier * alpha**phi,
         width_multiplier=arch.width_multiplier * beta**phi,

@@ -35,6 +35,7 @@ from mnas.search_space.block_args import BlockArgs
 from mnas.search_space.decision import Decision
 from mnas.search_space.errors import ActionError, NotInSpaceError
 from mnas.search_space.presets import MOBILENET_V2_SKELETON
+from mnas.search_space.validation import shown
 
 DECISION_KINDS: tuple[str, ...] = (
     "conv_op",
@@ -235,7 +236,7 @@ class FactorizedSearchSpace:
             return self.decisions()
         if sharing == "layer":
             return self.layerwise_decisions()
-        raise ActionError(f"sharing must be one of {SHARINGS}, got {sharing!r}")
+        raise ActionError(f"sharing must be one of {SHARINGS}, got {shown(sharing)}")
 
     def slots(self, sharing: str = "block") -> tuple[LayerSlot, ...]:
         """Every layer slot of the space in network order, with the names of the
@@ -453,29 +454,41 @@ class FactorizedSearchSpace:
 def _check_actions(
     space_name: str, decisions: Sequence[Decision], actions: Sequence[int]
 ) -> tuple[int, ...]:
-    try:
-        values = list(actions)
-    except TypeError:
+    """``actions`` as a tuple of ints: a sequence (or 1-D integer array) of
+    one in-range integer per decision. Text, bytes (a sequence of small ints),
+    mappings, sets and iterators are refused, as are floats and bools."""
+    count = len(decisions)
+    if isinstance(actions, np.ndarray):
+        if actions.ndim != 1 or not np.issubdtype(actions.dtype, np.integer):
+            raise ActionError(
+                f"actions must be a 1-D integer array of {count} actions, got a "
+                f"{actions.dtype} array of shape {actions.shape}"
+            )
+    elif isinstance(actions, str | bytes | bytearray | memoryview) or not isinstance(
+        actions, Sequence
+    ):
         raise ActionError(
-            f"actions must be a sequence of {len(decisions)} integers, "
+            f"actions must be a sequence of {count} integers, "
             f"got {type(actions).__name__}"
-        ) from None
-    if len(values) != len(decisions):
+        )
+    if len(actions) != count:
         raise ActionError(
-            f"expected {len(decisions)} actions for search space {space_name!r}, "
-            f"got {len(values)}"
+            f"expected {count} actions for search space {space_name!r}, "
+            f"got {len(actions)}"
         )
     checked = []
-    for decision, value in zip(decisions, values):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    for decision, value in zip(decisions, actions):
+        if isinstance(value, bool | np.bool_) or not isinstance(
+            value, int | np.integer
+        ):
             raise ActionError(
                 f"action for decision {decision.name!r} must be an integer, "
-                f"got {value!r}"
+                f"got {shown(value)}"
             )
         if not 0 <= value < decision.num_choices:
             raise ActionError(
-                f"action {value} for decision {decision.name!r} is out of range "
-                f"[0, {decision.num_choices})"
+                f"action {shown(value)} for decision {decision.name!r} is out of "
+                f"range [0, {decision.num_choices})"
             )
         checked.append(int(value))
     return tuple(checked)
@@ -491,8 +504,8 @@ _SPACES = {MNASNET_SPACE.name: MNASNET_SPACE}
 
 
 def get_search_space(name: str = "mnasnet") -> FactorizedSearchSpace:
-    if name not in _SPACES:
+    if not isinstance(name, str) or name not in _SPACES:
         raise ActionError(
-            f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}"
+            f"unknown search space {shown(name)}; known spaces: {', '.join(sorted(_SPACES))}"
         )
     return _SPACES[name]

@@ -13,6 +13,9 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
+#: Largest CPU number a list may name (a range is expanded into a set).
+MAX_CPU = 4095
+
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
     """Parses a taskset-style list such as ``'0,2-3'`` into ``(0, 2, 3)``."""
@@ -24,7 +27,7 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
         low, sep, high = part.partition("-")
         if sep:
             first, last = int(low), int(high)
-            if last < first:
+            if last < first or last > MAX_CPU:
                 raise ValueError(f"bad CPU range {part!r}")
             cpus.update(range(first, last + 1))
         else:

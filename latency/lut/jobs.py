@@ -89,9 +89,17 @@ def _build(job: LutJob, config: LatencyConfig, space) -> int:
     table = open_or_create(path, backend, space)
     print(f"lookup table {job.lut_path}: {len(table)} entries present")
     print(f"backend: {backend.describe()}")
-    report = build_space_table(
-        table, space, backend, _progress_printer("entry", 50), job.lut_rounds
-    )
+    try:
+        report = build_space_table(
+            table, space, backend, _progress_printer("entry", 50), job.lut_rounds
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was measured is kept
+        print(
+            f"\nstopped: {len(table)} entries are in {job.lut_path}; "
+            "--build_lut again measures only the missing ones",
+            flush=True,
+        )
+        raise
     print(
         f"{report.total_entries} entries for search space {space.identity()}: "
         f"{report.already_present} were present, {report.measured} measurements "

@@ -181,11 +181,18 @@ class LookupTable:
                 f"no lookup table at {path}; build one with "
                 f"`mnas-latency --build_lut --lut={path}`"
             )
+        if os.path.isdir(path):
+            raise LookupTableError(f"{path} is a directory, not a lookup-table file")
         try:
             log = JsonlLog.open(path, repair_now=False)
         except (JsonlError, OSError) as error:
             raise LookupTableError(str(error)) from None
         records = log.records
+        if not records and os.path.getsize(path):
+            # Its one line was cut as torn: a header cut short, or another file.
+            raise LookupTableError(
+                f"{path} is not a lookup table: it holds no complete JSON header line"
+            )
         if not records:
             raise LookupTableError(f"{path} is empty: it has no header")
         if not isinstance(records[0], dict):

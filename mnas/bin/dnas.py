@@ -21,7 +21,6 @@ import time
 
 from absl import flags, logging
 
-from mnas.dnas import DnasSearch, result_table
 from mnas.flags.common import check_work_dir, run_binary
 from mnas.flags.dnas import RENAMED, define_dnas_flags, dnas_config_from_flags
 from mnas.latency import open_lookup_table
@@ -37,6 +36,7 @@ def main(argv: list[str]) -> int:
     config = dnas_config_from_flags(FLAGS)
     check_work_dir(config.work_dir)
     open_lookup_table(config.lut_path)
+    from mnas.dnas import DnasSearch, result_table
     from mnas.train import DataConfig, load_proxy_data
 
     data = load_proxy_data(DataConfig(**config.data))

@@ -18,21 +18,13 @@ from absl import flags, logging
 from mnas.flags.common import check_work_dir, run_binary
 from mnas.flags.latency import define_latency_flags, latency_config_from_flags
 from mnas.flags.lut import define_lut_flags, lut_path_from_flags
-from mnas.flags.search import RENAMED, define_search_flags, search_config_from_flags
-from mnas.latency import (
-    backend_from_config,
-    check_backends,
-    describe_calibration,
-    load_predictor,
-    pool_from_config,
+from mnas.flags.search import (
+    RENAMED,
+    define_search_flags,
+    max_concurrent_trials,
+    search_config_from_flags,
 )
-from mnas.search import (
-    CANDIDATE_TARGET,
-    ConsecutiveFailuresError,
-    Search,
-    SubprocessPool,
-    best_table,
-)
+from mnas.latency import describe_calibration, load_predictor
 from mnas.search_space import get_search_space
 
 define_search_flags()
@@ -44,6 +36,15 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     del argv  # run_binary refuses positional arguments
     logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
+    from mnas.search import (
+        CANDIDATE_TARGET,
+        ConsecutiveFailuresError,
+        Search,
+        best_table,
+        make_executor,
+        make_latency_backend,
+    )
+
     latency = latency_config_from_flags(FLAGS)
     lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
     config = search_config_from_flags(FLAGS, latency, lut_path)
@@ -60,11 +61,7 @@ def main(argv: list[str]) -> int:
     from mnas.train import load_proxy_data
 
     data = load_proxy_data(config.data)  # one no worker could load
-    if len(latency.serials) > 1:
-        backend = pool_from_config(latency)
-    else:
-        backend = backend_from_config(latency)
-        check_backends([backend])
+    backend = make_latency_backend(config)
     print(
         f"mnas-search: {config.num_trials} trials, dataset {config.data.dataset} "
         f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "
@@ -73,11 +70,11 @@ def main(argv: list[str]) -> int:
         f"{config.reward.target_ms:g} ms, work dir {config.work_dir}",
         flush=True,
     )
-    pool = SubprocessPool(
+    pool = make_executor(
+        config,
         CANDIDATE_TARGET,
-        config.num_workers,
         os.path.join(config.work_dir, "workers"),
-        trial_timeout_s=config.trial_timeout_s,
+        max_concurrent=max_concurrent_trials(FLAGS),
     )
     try:
         search = Search(config, pool, backend, resume=FLAGS.resume, predictor=predictor)

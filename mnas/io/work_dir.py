@@ -49,14 +49,25 @@ class WorkDir:
 
 
 def config_differences(
-    saved: Mapping[str, Any], current: Mapping[str, Any], resumable: Collection[str]
+    saved: Mapping[str, Any],
+    current: Mapping[str, Any],
+    resumable: Collection[str],
+    prefix: str = "",
 ) -> list[str]:
-    """Human-readable differences that forbid a resume."""
-    return [
-        f"{key}: saved {saved.get(key)!r}, now {current.get(key)!r}"
-        for key in sorted(set(saved) | set(current))
-        if key not in resumable and saved.get(key) != current.get(key)
-    ]
+    """Human-readable differences that forbid a resume. Sections that are
+    objects on both sides are compared field by field (``training.epochs``);
+    ``resumable`` names top-level fields or such dotted paths."""
+    found = []
+    for key in sorted(set(saved) | set(current)):
+        name = prefix + key
+        old, new = saved.get(key), current.get(key)
+        if name in resumable or old == new:
+            continue
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            found.extend(config_differences(old, new, resumable, name + "."))
+        else:
+            found.append(f"{name}: saved {old!r}, now {new!r}")
+    return found
 
 
 def lock_work_dir(path: str) -> FileLock:

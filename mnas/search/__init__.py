@@ -25,5 +25,12 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "InlinePool": ".workers.pool",
         "SubprocessPool": ".workers.pool",
         "CANDIDATE_TARGET": ".workers.candidate",
+        "EXECUTORS": ".config",
+        "MixedPlatformError": ".scoring",
+        "make_executor": ".workers.executors",
+        "make_latency_backend": ".workers.executors",
+        "RayExecutor": ".workers.ray_executor",
+        "RayExecutorError": ".workers.ray_executor",
+        "RayLatencyPool": ".workers.ray_latency",
     },
 )

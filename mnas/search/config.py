@@ -9,7 +9,8 @@ It is written to the work directory's ``config.json`` and read back on resume;
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mnas.controller import ControllerConfig
@@ -25,6 +26,9 @@ CONTROLLER_KINDS = ("reinforce", "ppo", "random")
 #: trainer (MnasNet), or scored on one held-out batch with the weights of a
 #: supernet trained along the search (TuNAS; ``mnas.search.shared``).
 EVALUATIONS = ("standalone", "shared")
+#: Where candidates are evaluated: worker subprocesses here, or a Ray cluster.
+EXECUTORS = ("local", "ray")
+MAX_TRIAL_RETRIES = 100
 
 # Fields that may change when a search is resumed.
 RESUMABLE_FIELDS = frozenset(
@@ -34,6 +38,12 @@ RESUMABLE_FIELDS = frozenset(
         "trial_timeout_s",
         "work_dir",
         "max_consecutive_failures",
+        # Where trials run does not change what they measure (latency_resource
+        # does: it says which devices time the models, so it is not here).
+        "executor",
+        "ray_address",
+        "trial_resources",
+        "trial_retries",
     }
 )
 
@@ -67,6 +77,14 @@ class SearchConfig:
     ``num_trials`` paths of a supernet (``shared`` holds its settings), scores
     latency from the lookup table (``latency_mode`` predicted or verified) and
     trains the best ``top_k`` architectures standalone at the end.
+
+    ``executor``: ``local`` (worker subprocesses of this machine) or ``ray``
+    (Ray tasks on the cluster at ``ray_address``; None: Ray's default, a
+    cluster named by ``RAY_ADDRESS`` or a fresh one on this machine). Each Ray
+    trial asks for ``trial_resources`` (``{"CPU": 1}``; ``GPU``, custom
+    resources) and is retried ``trial_retries`` times after losing its node or
+    worker. ``latency_resource`` names the Ray resource of the devices that
+    time the models (phones, quiet hosts); None times them in this process.
     """
 
     work_dir: str
@@ -88,6 +106,13 @@ class SearchConfig:
     seed: int = 0
     evaluation: str = "standalone"
     shared: SharedConfig = SharedConfig()
+    executor: str = "local"
+    ray_address: str | None = None
+    trial_resources: Mapping[str, float] | tuple[tuple[str, float], ...] = (
+        ("CPU", 1.0),
+    )
+    trial_retries: int = 2
+    latency_resource: str | None = None
 
     def __post_init__(self) -> None:
         if self.controller is None:
@@ -145,6 +170,39 @@ class SearchConfig:
                 f"--latency={self.latency_mode} needs a lookup table (--lut); build "
                 "one with `mnas-latency --build_lut`"
             )
+        self._check_executor()
+
+    def _check_executor(self) -> None:
+        object.__setattr__(
+            self, "trial_resources", normalize_resources(self.trial_resources)
+        )
+        if self.executor not in EXECUTORS:
+            raise SearchConfigError(
+                f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}"
+            )
+        if not 0 <= self.trial_retries <= MAX_TRIAL_RETRIES:
+            raise SearchConfigError(
+                f"trial_retries must be in [0, {MAX_TRIAL_RETRIES}], "
+                f"got {self.trial_retries}"
+            )
+        if self.executor != "ray":
+            for name in ("ray_address", "latency_resource"):
+                if getattr(self, name):
+                    raise SearchConfigError(
+                        f"{name} needs executor 'ray' (got {self.executor!r})"
+                    )
+        if self.latency_resource is not None and not self.latency_resource.strip():
+            raise SearchConfigError("latency_resource must not be empty")
+        if self.latency_resource and self.latency.serials:
+            raise SearchConfigError(
+                "latency.serials names phones of this machine; with "
+                "latency_resource the cluster's phone resources name them"
+            )
+
+    @property
+    def trial_resource_dict(self) -> dict[str, float]:
+        """``trial_resources`` as ``{name: amount}``."""
+        return dict(self.trial_resources)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe form written to ``config.json``."""
@@ -159,6 +217,7 @@ class SearchConfig:
         data["trainer"] = dataclasses.asdict(self.trainer)
         data["latency"] = self.latency.to_dict()
         data["shared"] = self.shared.to_dict()
+        data["trial_resources"] = self.trial_resource_dict
         return data
 
     @classmethod
@@ -181,6 +240,43 @@ class SearchConfig:
         values["latency"] = LatencyConfig.from_dict(values.get("latency") or {})
         values["shared"] = SharedConfig.from_dict(values.get("shared") or {})
         return cls(**values)
+
+
+def normalize_resources(
+    resources: Mapping[str, float] | Sequence[Sequence[Any]],
+) -> tuple[tuple[str, float], ...]:
+    """Resource amounts as sorted ``(name, amount)`` pairs (hashable, one
+    spelling per meaning); SearchConfigError naming a bad name or amount.
+
+    Ray's own names are ``CPU``, ``GPU`` and ``memory`` (bytes); any other
+    name is a custom resource a node declared (``ray start --resources``).
+    """
+    pairs = resources.items() if isinstance(resources, Mapping) else resources
+    found: dict[str, float] = {}
+    for pair in pairs:
+        name, amount = pair
+        name = str(name).strip()
+        if not name:
+            raise SearchConfigError("trial_resources holds an empty resource name")
+        if name in found:
+            raise SearchConfigError(f"trial_resources names {name} twice")
+        try:
+            value = float(amount)
+        except (TypeError, ValueError):
+            raise SearchConfigError(
+                f"trial_resources: {name} must be a number, got {amount!r}"
+            ) from None
+        if not (math.isfinite(value) and value >= 0):
+            raise SearchConfigError(
+                f"trial_resources: {name} must be finite and >= 0, got {amount}"
+            )
+        found[name] = value
+    if not any(found.values()):
+        raise SearchConfigError(
+            "trial_resources must ask for some resource (e.g. CPU=1): a trial "
+            "that needs nothing would be started without limit"
+        )
+    return tuple(sorted(found.items()))
 
 
 def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,11 @@ TensorBoard summaries, ``best.json``, ``pareto.png`` and the best models as
    counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
 
+An interruption (Ctrl-C, or SIGTERM, which the binaries turn into a
+``KeyboardInterrupt``) stops the executor's running evaluations, names the
+trials it cut short, writes the outputs and unlocks the work directory; those
+trials stay RUNNING, as after a kill.
+
 Latency modes (``latency_mode``): ``measured`` times every exported model on
 the backend; ``predicted`` scores with the lookup-table predictor and times
 nothing; ``verified`` scores with the predictor and also times each trial
@@ -317,6 +322,7 @@ class Search:
         streak = _FailureStreak(self.config.max_consecutive_failures)
         if self.config.evaluation == "shared":
             return self._run_shared(streak)
+        in_flight: dict[int, TrialRecord] = {}
         try:
             plan = self.oracle.resume()
             message = plan.describe()
@@ -325,7 +331,6 @@ class Search:
             for callback in self.callbacks:
                 callback.on_search_begin(plan.finished)
             finished = plan.finished
-            in_flight: dict[int, TrialRecord] = {}
             while finished < self.config.num_trials and not streak.tripped:
                 while (
                     self.pool.free_slots() > 0
@@ -354,6 +359,9 @@ class Search:
                     ranked = rank_trials(self.oracle.latest().values())
                     for callback in self.callbacks:
                         callback.on_trial_end(record, ranked)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the binary's rule
+            self._interrupted(in_flight)
+            raise
         finally:
             try:
                 self.pool.close()
@@ -383,6 +391,18 @@ class Search:
             raise streak.error()
         return best
 
+    def _interrupted(self, in_flight: dict[int, TrialRecord]) -> None:
+        """Says which trials the interruption cut short. Their RUNNING records
+        stay the last word in the journal, so a resume re-runs them."""
+        if not in_flight:
+            return
+        ids = ", ".join(str(trial_id) for trial_id in sorted(in_flight))
+        if len(in_flight) == 1:
+            said = f"trial {ids} stays RUNNING in the journal; a resume re-runs it"
+        else:
+            said = f"trials {ids} stay RUNNING in the journal; a resume re-runs them"
+        self.log(f"interrupted: {said}")
+
     def _task(self, record: TrialRecord) -> dict[str, Any]:
         spec = self.space.decode(record.actions)
         return {
@@ -398,6 +418,8 @@ class Search:
     def _finish(
         self, record: TrialRecord, outcome: Outcome, latency: Latency | None
     ) -> TrialRecord:
+        if outcome.node is not None:
+            record = record.replace(node=outcome.node)
         if not outcome.ok:
             return self._fail(record, outcome.error or "unknown error")
         result = outcome.result

@@ -59,6 +59,8 @@ class TrialRecord:
     shared_accuracy: float | None = None
     # A shared trial's weight step: loss, learning rate, widened decisions.
     shared: dict[str, float] | None = None
+    # The Ray node that ran the trial (its node id); None for a local worker.
+    node: str | None = None
     time: float = dataclasses.field(default_factory=time.time)
 
     def __post_init__(self) -> None:

@@ -37,12 +37,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from mnas.search_space import check_bool, check_int, check_real, check_text
+
 DIGITS = "digits"
 FOLDER_PREFIX = "folder:"
 PIXEL_RANGE = (-1.0, 1.0)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # What tfds' ImageFolder reads.
 
 _READ_BATCH = 256
+
+# Bounds of DataConfig (mnas.flags.data checks its flags against the same
+# numbers). Images are held in memory at the proxy resolution, so it stays far
+# below ArchSpec's largest.
+MIN_PROXY_RESOLUTION = 8
+MAX_PROXY_RESOLUTION = 1024
+MAX_BATCH_SIZE = 65_536
+MAX_EXAMPLES = 2**31
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding takes 32 bits
+MAX_PATH_LENGTH = 4096
 _MAX_REPORTED_BAD_FILES = 5
 
 
@@ -99,23 +111,29 @@ class DataConfig:
     random_flip: bool = False
 
     def __post_init__(self) -> None:
+        def check(checked: Callable, name: str, *args, **kwargs) -> None:
+            value = checked(name, getattr(self, name), *args, error=DataError, **kwargs)
+            object.__setattr__(self, name, value)
+
+        check(check_text, "dataset", MAX_PATH_LENGTH)
+        for name in ("data_dir", "manual_dir"):
+            check(check_text, name, MAX_PATH_LENGTH, allow_none=True)
         if not self.dataset.strip():
             raise DataError("dataset must not be empty")
         if self.dataset.startswith(FOLDER_PREFIX) and not self.image_folder:
-            raise DataError(f"'{FOLDER_PREFIX}' must be followed by a directory path")
-        if self.resolution < 8:
-            raise DataError(f"resolution must be at least 8, got {self.resolution}")
-        if not 0.0 < self.validation_fraction < 1.0:
             raise DataError(
-                "validation_fraction must lie strictly between 0 and 1, "
-                f"got {self.validation_fraction}"
+                f"dataset '{FOLDER_PREFIX}' must be followed by a directory path"
             )
-        if self.batch_size < 1:
-            raise DataError(f"batch_size must be at least 1, got {self.batch_size}")
+        check(check_int, "resolution", MIN_PROXY_RESOLUTION, MAX_PROXY_RESOLUTION)
+        check(
+            check_real, "validation_fraction", 0.0, 1.0, low_open=True, high_open=True
+        )
+        check(check_int, "batch_size", 1, MAX_BATCH_SIZE)
+        check(check_int, "seed", 0, MAX_SEED)
         for name in ("max_train_examples", "max_eval_examples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise DataError(f"{name} must be at least 1 or None, got {value}")
+            check(check_int, name, 1, MAX_EXAMPLES, allow_none=True)
+        for name in ("download", "augment", "random_flip"):
+            check(check_bool, name)
 
     @property
     def image_folder(self) -> str | None:

@@ -7,8 +7,10 @@ learning rate of 0.016 per 256 images warmed up linearly over 5 epochs and
 multiplied by 0.97 every 2.4 epochs (staircase, counted from step 0), L2
 weight decay 1e-5 on every non-batch-norm weight (added to the loss as
 ``wd * sum(||w||^2 / 2)``), label smoothing 0.1, an exponential moving
-average of the weights and batch-norm statistics with decay
-``min(0.9999, (1 + step) / (10 + step))``, batch 1024, 350 epochs.
+average (``tf.train.ExponentialMovingAverage`` with ``num_updates`` = the
+step, so its decay is ``min(0.9999, (1 + step) / (10 + step))``) of what the
+official code averages: the trainable weights and the batch-norm moving
+statistics; batch 1024, 350 epochs.
 
 Differences worth knowing: Keras' RMSprop puts epsilon outside the square
 root and starts its mean square at 0 (TF1's RMSProp: inside, and at 1).
@@ -16,7 +18,9 @@ root and starts its mean square at 0 (TF1's RMSProp: inside, and at 1).
 Training is resumable: a ``tf.train.Checkpoint`` (model, optimizer, moving
 averages, epoch) is written after every epoch through a ``CheckpointManager``
 (so a half-written one is never "latest"), and a new run in the same work
-directory continues from the latest one. At the end the moving-average
+directory continues from the latest one; the work directory is claimed and
+locked through ``mnas.io.work_dir`` like the searches' (same architecture
+and recipe, apart from ``epochs`` and ``max_steps_per_epoch``). At the end the moving-average
 weights are saved as an mnas weights folder (``<work_dir>/final``) that
 ``mnas-eval`` and ``mnas-export`` load.
 
@@ -30,7 +34,6 @@ scored); any other dataset (``folder:<path>``, a tfds name such as
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -41,14 +44,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnas.io.atomic import write_json_atomic
+from mnas.io.work_dir import claim_work_dir, remove_checkpoint_temps
 from mnas.search_space import ArchSpec
 
 STRATEGIES = ("default", "mirrored", "tpu")
 IN_MEMORY_DATASETS = ("digits",)
 CHECKPOINT_DIR = "checkpoints"
 FINAL_DIR = "final"
-CONFIG_FILE = "config.json"
 # May change between a run and its resumption.
 _RESUMABLE_CHANGES = ("epochs", "max_steps_per_epoch")
 
@@ -262,26 +264,15 @@ def _streamed_data(config: FullTrainingConfig, resolution: int) -> _Data:
     return _Data(train, steps, len(source.class_names), "official", None)
 
 
-def _check_resumable(work_dir: str, record: dict[str, Any]) -> None:
-    """A work directory is resumed only with the same architecture and recipe."""
-    path = os.path.join(work_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as handle:
-        stored = json.load(handle)
-    diffs = []
-    for section in ("arch", "training"):
-        old, new = stored.get(section, {}), record[section]
-        for key in sorted(set(old) | set(new)):
-            if key in _RESUMABLE_CHANGES and section == "training":
-                continue
-            if old.get(key) != new.get(key):
-                diffs.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
-    if diffs:
-        raise ValueError(
-            f"work directory '{work_dir}' was started with another configuration: "
-            + "; ".join(diffs)
-        )
+def averaged_variables(model: keras.Model) -> list[tf.Variable]:
+    """What the official code keeps moving averages of (``get_ema_vars``): the
+    trainable weights and the batch-norm moving statistics; not the
+    optimizer's slots or step."""
+    return [
+        w.value
+        for w in model.weights
+        if w.trainable or w.path.endswith(("moving_mean", "moving_variance"))
+    ]
 
 
 def train(
@@ -291,9 +282,6 @@ def train(
     log: Callable[[str], None] = print,
 ) -> FullTrainingResult:
     """Trains ``spec`` (resuming from ``work_dir`` if it holds a checkpoint)."""
-    from mnas.model.builder import build_model
-    from mnas.model.weights import WeightsMeta, save_weights
-
     resolution = config.resolution or spec.resolution
     spec = spec.replace(resolution=resolution)
     if config.dropout_rate is not None:
@@ -303,9 +291,29 @@ def train(
         "arch": spec.to_dict(),
         "training": config.to_dict(),
     }
-    os.makedirs(work_dir, exist_ok=True)
-    _check_resumable(work_dir, record)
-    write_json_atomic(os.path.join(work_dir, CONFIG_FILE), record)
+    claimed = claim_work_dir(
+        work_dir,
+        record,
+        resume=True,  # a second run in the same directory continues it
+        resumable={f"training.{name}" for name in _RESUMABLE_CHANGES},
+        error=ValueError,
+    )
+    try:
+        remove_checkpoint_temps(os.path.join(work_dir, CHECKPOINT_DIR))
+        return _train(spec, config, work_dir, resolution, log)
+    finally:
+        claimed.release()
+
+
+def _train(
+    spec: ArchSpec,
+    config: FullTrainingConfig,
+    work_dir: str,
+    resolution: int,
+    log: Callable[[str], None],
+) -> FullTrainingResult:
+    from mnas.model.builder import build_model
+    from mnas.model.weights import WeightsMeta, save_weights
 
     keras.utils.set_random_seed(config.seed)
     if config.dataset in IN_MEMORY_DATASETS:
@@ -338,16 +346,12 @@ def train(
             epsilon=config.epsilon,
         )
         optimizer.build(model.trainable_variables)
-        # Averaged: trainable weights and batch-norm moving statistics.
-        averaged = [w for w in model.weights if w.trainable or "moving_" in w.path]
-        shadows = [
-            tf.Variable(
-                w.numpy(),
-                trainable=False,
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
-            for w in averaged
-        ]
+        averaged = averaged_variables(model)
+        ema = tf.train.ExponentialMovingAverage(
+            config.moving_average_decay, num_updates=optimizer.iterations
+        )
+        ema.apply(averaged)  # creates the shadows (equal to the weights now)
+        shadows = [ema.average(w) for w in averaged]
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     decayed = [w for w in model.trainable_variables if "_bn/" not in w.path]
 
@@ -383,10 +387,7 @@ def train(
                 loss += config.weight_decay * l2 / strategy.num_replicas_in_sync
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        step = tf.cast(optimizer.iterations, tf.float32)
-        decay = tf.minimum(config.moving_average_decay, (1.0 + step) / (10.0 + step))
-        for shadow, weight in zip(shadows, averaged, strict=True):
-            shadow.assign(decay * shadow + (1.0 - decay) * weight.value)
+        ema.apply(averaged)
         return loss
 
     @tf.function
@@ -417,7 +418,7 @@ def train(
         )
 
     for shadow, weight in zip(shadows, averaged, strict=True):  # EMA weights out.
-        weight.assign(shadow.numpy())
+        weight.assign(shadow)
     accuracy = None
     if data.validation is not None:
         from mnas.train.evaluation import array_batches, keras_predictor, score

@@ -12,16 +12,32 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mnas.search_space import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+)
 from mnas.train.data import ProxyData
 
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
 SCHEDULES = ("constant", "cosine")
+# Bounds of TrainerConfig (mnas.flags.data checks --proxy_epochs against
+# MAX_EPOCHS too).
+MAX_EPOCHS = 10_000
+MAX_STEPS = 2**31
+MAX_SEED = 2**32 - 1  # keras.utils.set_random_seed seeds NumPy: 32 bits
+
+
+class TrainerConfigError(ValueError):
+    """A TrainerConfig field of the wrong type or out of range."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -86,43 +102,26 @@ class TrainerConfig:
     verbose: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(
-                f"learning_rate must be positive and finite, got {self.learning_rate}"
+        def check(checked: Callable, name: str, *args, **kwargs) -> None:
+            value = checked(
+                name, getattr(self, name), *args, error=TrainerConfigError, **kwargs
             )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer '{self.optimizer}'; choose one of {OPTIMIZERS}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise ValueError(
-                f"unknown schedule '{self.schedule}'; choose one of {SCHEDULES}"
-            )
-        if not 0.0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
-                f"warmup_epochs must lie in [0, epochs={self.epochs}), "
-                f"got {self.warmup_epochs}"
-            )
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"label_smoothing must lie in [0, 1), got {self.label_smoothing}"
-            )
-        if self.bn_recalibration_images < 0:
-            raise ValueError(
-                "bn_recalibration_images must be >= 0, "
-                f"got {self.bn_recalibration_images}"
-            )
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(
-                "steps_per_epoch must be at least 1 or None, "
-                f"got {self.steps_per_epoch}"
-            )
+            object.__setattr__(self, name, value)
+
+        check(check_int, "epochs", 1, MAX_EPOCHS)
+        check(check_real, "learning_rate", 0.0, low_open=True)
+        check(check_choice, "optimizer", OPTIMIZERS)
+        check(check_choice, "schedule", SCHEDULES)
+        check(check_real, "warmup_epochs", 0.0, self.epochs, high_open=True)
+        for name in ("momentum", "rmsprop_rho", "label_smoothing"):
+            check(check_real, name, 0.0, 1.0, high_open=True)
+        check(check_real, "epsilon", 0.0, low_open=True)
+        check(check_real, "weight_decay", 0.0)
+        check(check_int, "steps_per_epoch", 1, MAX_STEPS, allow_none=True)
+        check(check_int, "bn_recalibration_images", 0, MAX_STEPS)
+        check(check_int, "seed", 0, MAX_SEED)
+        check(check_bool, "jit_compile")
+        check(check_int, "verbose", 0, 2)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ import pytest
     [
         (b"[" * 100_000, "is nested too deeply"),
         (b"\xff\xfe{}", "is not UTF-8 text: invalid start byte"),
-        (b'{"name": "x", "blocks": null}', "is not a valid architecture (TypeError: "),
+        (
+            b'{"name": "x", "blocks": null}',
+            ": blocks must be a list of block strings, got None",
+        ),
         (
             b'{"name": 123, "blocks": ["r1_k3_s11_e1_i32_o16"]}',
-            ": name must be a string",
+            ": name must be a non-empty string of at most 128 printable characters",
         ),
         (
             b'{"resolution": ' + b"9" * 5000 + b"}",
@@ -44,3 +47,11 @@ def test_bad_architecture_files(cli, tmp_path, content, message):
 )  # fmt: skip
 def test_bad_flags(cli, args, status, message):
     assert cli.refusal(*args, status=status) == f"mnas-describe: {message}"
+
+
+def test_a_network_too_large_to_build_is_refused_from_the_spec_alone(cli):
+    """r999999999 used to plan every layer (killed at 3 GB after 60 s)."""
+    assert cli.refusal("--arch=r999999999_k3_s11_e1_i32_o16", timeout=30) == (
+        "mnas-describe: num_repeat must be an integer in [1, 64], got 999999999 in "
+        "block string 'r999999999_k3_s11_e1_i32_o16'"
+    )

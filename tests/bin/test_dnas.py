@@ -42,6 +42,8 @@ def test_retired_flags_name_their_new_names(cli, args, message):
          "--search_warmup_epochs must be <= 1, got 2"),
         (["--fbnet_beta=-1"], "--fbnet_beta must be >= 0, got -1.0"),
         (["--fbnet_alpha=nan"], "--fbnet_alpha must be a finite number, got nan"),
+        # The proxy task's data kwargs are checked before the run, not in it.
+        (["--max_train_examples=0"], "--max_train_examples must be >= 1, got 0"),
     ],
 )  # fmt: skip
 def test_bad_flags_are_one_line_and_claim_nothing(cli, tmp_path, args, message):
@@ -63,7 +65,9 @@ def test_table_files_that_are_no_table_claim_nothing(cli, tmp_path):
         (missing, f"no lookup table at {missing}; build one with "
          f"`mnas-latency --build_lut --lut={missing}`"),
         (empty, f"{empty} is empty: it has no header"),
-        (garbage, f"{garbage} is not a lookup table: line 1 is not JSON"),
+        (garbage, f"{garbage}: line 1 is corrupt (Expecting value: line 1 "
+         "column 1 (char 0)); only a torn last line is cut automatically: repair "
+         "or remove this line by hand"),
         (tmp_path, f"{tmp_path} is a directory, not a lookup-table file"),
     ):  # fmt: skip
         line = cli.refusal(f"--work_dir={run}", f"--lut={lut}")

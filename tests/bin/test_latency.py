@@ -121,7 +121,8 @@ def test_builds_exports_and_measures_an_arch(tmp_path):
         (["--arch=mnasnet-a1", "--serial=ABC"], 1,
          "--serial needs --latency_backend=benchmark_model (got "
          "--latency_backend=host)"),
-        (["--arch=mnasnet-a1", "--num_runs=0"], 1, "--num_runs must be >= 1, got 0"),
+        (["--arch=mnasnet-a1", "--num_runs=0"], 1,
+         "--num_runs must be an integer in [1, 100000] or None, got 0"),
         (["--arch=mnasnet-a1", "--repeats=0"], 1, "--repeats must be >= 1, got 0"),
         (["--arch=mnasnet-a1", "--cpus=a-b"], 1,
          "--cpus must be a CPU list such as '0' or '0,2-3', got 'a-b'"),
@@ -152,8 +153,23 @@ def test_output_dir_that_is_a_file(cli, tiny_tflite, tmp_path):
 
 
 def test_cpus_outside_the_affinity_is_one_line(cli, tiny_tflite):
-    line = cli.refusal(f"--tflite={tiny_tflite}", "--cpus=4096", "--latency_cache=")
-    assert line.startswith("mnas-latency: cannot pin to CPUs [4096]")
+    line = cli.refusal(f"--tflite={tiny_tflite}", "--cpus=4000", "--latency_cache=")
+    assert line.startswith("mnas-latency: cannot pin to CPUs [4000]")
+
+
+def test_an_architecture_that_would_compute_nans_is_refused_before_export(
+    cli, tmp_path
+):
+    """A negative batch-norm epsilon used to export and time an all-NaN model
+    with exit 0."""
+    path = tmp_path / "arch.json"
+    path.write_text(
+        json.dumps({"blocks": ["r1_k3_s11_e1_i32_o16"], "batch_norm_epsilon": -1e-3})
+    )
+    assert cli.refusal(f"--arch={path}", "--latency_cache=", timeout=60) == (
+        f"mnas-latency: architecture file {str(path)!r}: batch_norm_epsilon must "
+        "be a number in (0, 1], got -0.001"
+    )
 
 
 def test_missing_benchmark_model_binary_names_it(cli, tiny_tflite, tmp_path):
@@ -292,7 +308,9 @@ def test_table_files_that_are_no_table(cli, tmp_path):
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_bytes(b"\x00\x01 not a table\n")
     assert cli.refusal("--build_lut", f"--lut={garbage}") == (
-        f"mnas-latency: {garbage} is not a lookup table: line 1 is not JSON"
+        f"mnas-latency: {garbage}: line 1 is corrupt (Expecting value: line 1 "
+        "column 1 (char 0)); only a torn last line is cut automatically: repair "
+        "or remove this line by hand"
     )
 
 

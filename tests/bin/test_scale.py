@@ -99,7 +99,7 @@ def test_family_from_best_json(tmp_path):
          "alpha * beta^2 * gamma^2 = 4.1472 (alpha=2, beta=1.2, gamma=1.2) is off "
          "from 2 by more than the tolerance 0.1"),
         (["--arch=mnasnet-a1", "--phi=1", "--resolution_coefficient=inf"], 1,
-         "gamma must be a finite number, got inf"),
+         "--resolution_coefficient must be a finite number, got inf"),
         (["--phi=1"], 1,
          "--arch is required (a preset, block strings or an arch .json file)"),
         (["--arch=mnasnet-a1", "--grid_search", "--proxy_epochs=0"], 1,

@@ -13,6 +13,8 @@ import pytest
          "--dropout_rate must be in [0, 1), got 1.5"),
         (["--work_dir=w", "--arch=nope"], "unknown preset 'nope'; known presets: "),
         (["--work_dir=w", "--resolution=1"], "--resolution must be >= 8, got 1"),
+        (["--work_dir=w", "--lr_decay_rate=0"],
+         "--lr_decay_rate must be in (0, 1], got 0.0"),
     ],
 )  # fmt: skip
 def test_bad_flags_are_one_line(cli, args, message):

@@ -79,15 +79,27 @@ def test_best_json_and_weights_json_give_their_architecture(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('{"name": "x", "blocks": null}', "is not a valid architecture (TypeError: "),
-        ('{"name": 123, "blocks": []}', ": name must be a string, got 123"),
+        (
+            '{"name": "x", "blocks": null}',
+            ": blocks must be a list of block strings, got None",
+        ),
+        (
+            '{"name": 123, "blocks": []}',
+            ": name must be a non-empty string of at most 128 printable characters, "
+            "got 123",
+        ),
         (
             '{"resolution": "224", "blocks": []}',
-            ": resolution must be an integer, got '224'",
+            ": resolution must be an integer in [8, 2048], got '224'",
         ),
         (
             '{"dropout_rate": true, "blocks": []}',
-            ": dropout_rate must be a number, got True",
+            ": dropout_rate must be a number in [0, 1), got True",
+        ),
+        (
+            '{"blocks": ["r1_k3_s11_e1_i32_o16", "r1_k\uff13_s11_e1_i16_o16"]}',
+            ": blocks[1]: malformed kernel (k) field 'k\uff13' in block string "
+            "'r1_k\uff13_s11_e1_i16_o16' (expected k and ASCII digits, e.g. k3)",
         ),
         ("[]", "must hold a JSON object"),
         ('{"best": []}', "lists no best entry"),

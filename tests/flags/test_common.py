@@ -3,7 +3,11 @@ flags, and each flag defined in one place."""
 
 import ast
 import json
+import os
 import pathlib
+import signal
+import subprocess
+import sys
 
 import pytest
 from absl import flags
@@ -11,6 +15,7 @@ from absl import flags
 from mnas.flags import common
 from mnas.flags.common import (
     FlagError,
+    Terminated,
     check_finite,
     check_folder,
     check_range,
@@ -25,6 +30,7 @@ from mnas.flags.common import (
     one_line,
     read_json,
     renamed_flag_message,
+    termination_raises,
 )
 
 FLAGS_DIR = pathlib.Path(common.__file__).parent
@@ -128,6 +134,78 @@ def test_guarded_main_turns_ctrl_c_into_one_line(capsys):
         guarded("mnas-x", main)(["mnas-x"])
     assert info.value.code == 130
     assert capsys.readouterr().err == "mnas-x: interrupted\n"
+
+
+def test_guarded_main_turns_sigterm_into_one_line_and_its_exit_status(capsys):
+    def main(argv):
+        raise Terminated(signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as info:
+        guarded("mnas-x", main)(["mnas-x"])
+    assert info.value.code == 143
+    assert capsys.readouterr().err == "mnas-x: terminated by SIGTERM\n"
+
+
+def test_sigterm_raises_terminated_once_and_the_old_handler_comes_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with termination_raises():
+        with pytest.raises(Terminated) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert isinstance(info.value, KeyboardInterrupt)  # stops as Ctrl-C does
+        assert info.value.exit_status == 143
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one: the cleanup goes on
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_hangup_stays_ignored():
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with termination_raises():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (
+                signal.SIG_DFL,
+                signal.SIG_IGN,
+            )
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+_SLEEPING_BINARY = """
+import sys, time
+from mnas.flags.common import run_binary
+
+def main(argv):
+    try:
+        print("ready", flush=True)
+        time.sleep(600)
+    finally:
+        print("cleaned up", flush=True)
+
+run_binary("mnas-x", main)
+"""
+
+
+@pytest.mark.parametrize(
+    "signum, status, message",
+    [
+        (signal.SIGTERM, 143, "mnas-x: terminated by SIGTERM"),
+        (signal.SIGINT, 130, "mnas-x: interrupted"),
+        (signal.SIGHUP, 129, "mnas-x: terminated by SIGHUP"),
+    ],
+)
+def test_a_binary_stops_on_a_signal_with_cleanup_and_one_line(signum, status, message):
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLEEPING_BINARY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == status
+    assert stdout == "cleaned up\n"
+    assert stderr == message + "\n"
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,12 @@ def test_given_values_reach_the_configs(parse):
             ["--validation_fraction=nan"],
             "--validation_fraction must be in (0, 1), got nan",
         ),
+        (
+            ["--max_train_examples=0"],
+            "--max_train_examples must be >= 1, got 0",
+        ),
+        (["--seed=-1"], "--seed must be >= 0, got -1"),
+        (["--dataset= "], "--dataset must not be empty"),
     ],
 )
 def test_bad_data_flags(parse, args, message):
@@ -96,3 +102,20 @@ def test_sub_groups(parse):
     training = parse(define_training_data_flags)
     assert (training.dataset, training.batch_size) == ("digits", None)
     assert "proxy_epochs" not in training and "data_dir" in training
+
+
+def test_flag_bounds_are_the_configs_bounds():
+    """The flags check the library's numbers (they cannot import them without
+    importing TensorFlow first)."""
+    from mnas.flags import data as data_flags
+    from mnas.train import data, proxy
+
+    assert (data_flags.MIN_PROXY_RESOLUTION, data_flags.MAX_PROXY_RESOLUTION) == (
+        data.MIN_PROXY_RESOLUTION,
+        data.MAX_PROXY_RESOLUTION,
+    )
+    assert data_flags.MAX_BATCH_SIZE == data.MAX_BATCH_SIZE
+    assert data_flags.MAX_EXAMPLES == data.MAX_EXAMPLES
+    assert data_flags.MAX_SEED == data.MAX_SEED
+    assert data_flags.MAX_PATH_LENGTH == data.MAX_PATH_LENGTH
+    assert data_flags.MAX_EPOCHS == proxy.MAX_EPOCHS

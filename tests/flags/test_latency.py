@@ -56,7 +56,9 @@ def test_phone_pool_flags(parse):
              "--taskset_mask=zz"],
             "--taskset_mask must be hex (e.g. f0), got 'zz'",
         ),
-        (["--num_threads=0"], "--num_threads must be >= 1, got 0"),
+        (["--num_threads=0"], "--num_threads must be an integer in [1, 256], got 0"),
+        (["--num_runs=1000000000"],
+         "--num_runs must be an integer in [1, 100000] or None, got 1000000000"),
         (["--android"], "--android needs --latency_backend=benchmark_model (got "
          "--latency_backend=host)"),
     ],

@@ -48,7 +48,10 @@ def test_bad_phis(parse, args, message):
             "alpha * beta^2 * gamma^2 = 4.1472 (alpha=2, beta=1.2, gamma=1.2) is "
             "off from 2 by more than the tolerance 0.1",
         ),
-        (["--resolution_coefficient=inf"], "gamma must be a finite number, got inf"),
+        (["--resolution_coefficient=inf"],
+         "--resolution_coefficient must be a finite number, got inf"),
+        (["--depth_coefficient=0.5"], "--depth_coefficient must be >= 1.0, got 0.5"),
+        (["--width_coefficient=5"], "--width_coefficient must be <= 4.0, got 5.0"),
         (["--tolerance=nan"], "--tolerance must be a finite number, got nan"),
     ],
 )  # fmt: skip
@@ -83,6 +86,8 @@ def test_grid_search_config_scores_by_reward_only_with_a_target(parse):
         (["--triples=1:1:2", "--grid_step=0.1"], "give --triples or --grid_step, not both"),
         (["--grid_step=0"], "--grid_step must be in (0, --grid_max - 1] and --grid_max "
          "in [1, 4], got --grid_step=0 --grid_max=1.6"),
+        (["--grid_step=1e-300"], "--grid_step must be >= (--grid_max - 1) / 99 (at "
+         "most 100 grid values), got --grid_step=1e-300 --grid_max=1.6"),
         (["--proxy_epochs=0"], "--proxy_epochs must be >= 1, got 0"),
         (["--target_ms=-3"], "target latency must be > 0 ms, got -3.0"),
     ],

@@ -31,17 +31,16 @@ def test_flags_make_the_config(parse):
     assert config.work_dir == "runs/x"
     assert (config.num_trials, config.num_workers) == (7, 2)
     assert config.controller_kind == "ppo"
-    assert config.controller == {
-        "batch_size": 4,
-        "learning_rate": 0.01,
-        "entropy_weight": 0.002,
-    }
+    controller = config.controller
+    assert (controller.batch_size, controller.seed) == (4, 4)
+    assert (controller.learning_rate, controller.entropy_weight) == (0.01, 0.002)
     assert config.reward == RewardConfig("absolute", 9.0, None, -0.2)
-    assert config.trainer == {"epochs": 3, "learning_rate": 0.05, "seed": 4}
-    assert config.data["batch_size"] == 8 and config.data["seed"] == 4
+    assert (config.trainer.epochs, config.trainer.learning_rate) == (3, 0.05)
+    assert config.trainer.seed == 4
+    assert (config.data.batch_size, config.data.seed) == (8, 4)
     assert (config.latency_mode, config.lut_path) == ("predicted", "/t.jsonl")
-    assert config.latency_options == latency.to_dict()
-    assert config.latency_cache == "/c.sqlite"
+    assert config.latency == latency
+    assert config.max_consecutive_failures == 5
     assert config.deployment_resolution == 192
 
 

@@ -17,6 +17,16 @@ def test_differences_skip_resumable_fields():
     ) == ["b: saved 2, now 5", "c: saved None, now 0"]
 
 
+def test_differences_of_sections_name_the_field_and_honour_dotted_paths():
+    saved = {"arch": {"r": 1}, "training": {"epochs": 3, "lr": 0.1}, "x": {"a": 1}}
+    current = {"arch": {"r": 2}, "training": {"epochs": 9, "lr": 0.2}, "x": 5}
+    assert config_differences(saved, current, {"training.epochs"}) == [
+        "arch.r: saved 1, now 2",
+        "training.lr: saved 0.1, now 0.2",
+        "x: saved {'a': 1}, now 5",
+    ]
+
+
 def test_claim_writes_then_refuses_without_resume(tmp_path):
     claim_work_dir(str(tmp_path), {"a": 1}, False, (), ValueError).release()
     assert json.loads((tmp_path / "config.json").read_text()) == {"a": 1}

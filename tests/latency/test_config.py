@@ -42,8 +42,26 @@ def test_config_round_trips_through_json():
     "kwargs, message",
     [
         ({"backend": "gpu"}, "unknown latency backend 'gpu'; choose one of host"),
-        ({"num_threads": 0}, "--num_threads must be >= 1, got 0"),
-        ({"num_runs": 0}, "--num_runs must be >= 1, got 0"),
+        ({"num_threads": 0}, "--num_threads must be an integer in [1, 256], got 0"),
+        (
+            {"num_runs": 0},
+            "--num_runs must be an integer in [1, 100000] or None, got 0",
+        ),
+        ({"num_threads": "2"}, "--num_threads must be an integer in [1, 256], got '2'"),
+        ({"serials": "A"}, "--serial must be a list of serials, got 'A'"),
+        ({"cpus": (0, -1)}, "--cpus must be an integer in [0, 4095], got -1"),
+        ({"cpus": ()}, "--cpus lists no CPU"),
+        ({"android": "yes"}, "--android must be True or False, got 'yes'"),
+        (
+            {
+                "backend": "benchmark_model",
+                "benchmark_model": "b",
+                "android": True,
+                "taskset_mask": "0xfg",
+            },
+            "--taskset_mask must be hex (e.g. f0), got '0xfg'",
+        ),
+        ({"backend": ["host"]}, "unknown latency backend ['host']; choose one of host"),
         (
             {"backend": "benchmark_model"},
             "--latency_backend=benchmark_model needs --benchmark_model=PATH",
@@ -133,17 +151,21 @@ def test_check_backends_reaches_each_device_before_any_export():
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"garbage\n", "{path} is not a lookup table: line 1 is not JSON"),
+        (
+            b"garbage\n",
+            "{path}: line 1 is corrupt (Expecting value: line 1 column 1 (char 0)); "
+            "only a torn last line is cut automatically: repair or remove this line "
+            "by hand",
+        ),
+        (
+            b"garbage",
+            "{path} is not a lookup table: it holds no complete JSON header line",
+        ),
         (
             b'{"format": "mnas-latency-lut", "format_version": 1}\n',
-            "{path} is not a lookup table: a header or entry line is malformed "
-            "(KeyError: 'fingerprint')",
+            "{path}: line 1 is not a valid table header (KeyError('fingerprint'))",
         ),
-        (
-            b"[1, 2]\n",
-            "{path} is not a lookup table: a header or entry line is malformed "
-            "(AttributeError: 'list' object has no attribute 'get')",
-        ),
+        (b"[1, 2]\n", "{path} is not a latency lookup table"),
         (b"", "{path} is empty: it has no header"),
     ],
 )

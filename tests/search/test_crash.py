@@ -5,48 +5,35 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
 from mnas.search.trial import Journal
+from mnas.testing.search_driver import driver_command, driver_config
 
 NUM_TRIALS = 10
 BATCH_SIZE = 3  # as in mnas/testing/search_driver.py
 
 
 def _start(work_dir, resume):
-    args = [
-        sys.executable,
-        "-m",
-        "mnas.testing.search_driver",
-        str(work_dir),
-        str(NUM_TRIALS),
-        "0.15",
-    ]
-    if resume:
-        args.append("--resume")
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        driver_command(work_dir, NUM_TRIALS, 0.15, resume=resume),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _driver_search(work_dir):
     """The driver's search, resumed in this process (nothing is evaluated)."""
-    from mnas.controller import ControllerConfig
-    from mnas.search.reward import RewardConfig
-    from mnas.search.runner import Search, SearchConfig
+    from mnas.search.runner import Search
     from mnas.search.workers.pool import InlinePool
     from mnas.testing.fakes import FakeLatencyBackend
 
-    config = SearchConfig(
-        work_dir=work_dir,
-        num_trials=NUM_TRIALS,
-        controller_kind="reinforce",
-        controller=ControllerConfig(batch_size=BATCH_SIZE),
-        reward=RewardConfig("soft", target_ms=10.0),
-        num_workers=2,
-    )
     return Search(
-        config, InlinePool(lambda t: {}, 2), FakeLatencyBackend(), resume=True
+        driver_config(work_dir, NUM_TRIALS),
+        InlinePool(lambda t: {}, 2),
+        FakeLatencyBackend(),
+        resume=True,
     )
 
 

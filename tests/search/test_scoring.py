@@ -85,3 +85,67 @@ def test_predicted_asks_the_table_and_times_nothing():
     assert latencies[6].result is None
     assert latencies[6].error.startswith("lookup table has no entry for ")
     assert backend.paths == []
+
+
+def _result(backend="benchmark_model", model="Pixel 3", device_id="SER1"):
+    from mnas.latency.result import BackendFingerprint, LatencyResult
+
+    fingerprint = BackendFingerprint.create(backend, model, device_id, 1, "v1")
+    return LatencyResult.from_samples([7.0, 7.2], fingerprint)
+
+
+class _Results:
+    """A batch backend answering with the given results, in turn."""
+
+    def __init__(self, results):
+        self.results = list(results)
+
+    def measure_all(self, paths):
+        return [
+            PoolOutcome(i, p, 0, result=self.results.pop(0))
+            for i, p in enumerate(paths)
+        ]
+
+
+def test_phones_of_one_model_are_one_platform_whatever_their_serials():
+    pool = _Results([_result(device_id="SER1"), _result(device_id="SER2")])
+    scorer = LatencyScorer("measured", pool)
+    latencies = scorer.score([_outcome(0, "a.tflite"), _outcome(1, "b.tflite")], {})
+    assert [latencies[i].error for i in (0, 1)] == [None, None]
+    assert scorer.fingerprint.device_id == "SER1"
+
+
+def test_a_latency_from_another_platform_stops_the_search():
+    import pytest
+
+    from mnas.search.scoring import MixedPlatformError
+
+    pool = _Results([_result(), _result(model="Pixel 7", device_id="SER9")])
+    scorer = LatencyScorer("measured", pool)
+    scorer.score([_outcome(0, "a.tflite")], {})
+    with pytest.raises(MixedPlatformError) as info:
+        scorer.score([_outcome(1, "b.tflite")], {})
+    assert str(info.value) == (
+        "a latency was measured on [benchmark_model, Pixel 7, SER9, 1 thread(s), "
+        "v1] but this search measures on [benchmark_model, Pixel 3, SER1, 1 "
+        "thread(s), v1]; a search never mixes latency platforms: give every "
+        "latency device the same model, runtime and settings"
+    )
+
+
+def test_hosts_with_other_cpus_are_other_platforms():
+    import pytest
+
+    from mnas.search.scoring import MixedPlatformError
+
+    class _Host:
+        def __init__(self):
+            self.cpus = ["AMD EPYC 7B13", "Intel Xeon"]
+
+        def measure(self, path):
+            return _result("host", "x86_64", self.cpus.pop(0))
+
+    scorer = LatencyScorer("measured", _Host())
+    assert scorer.measure("a.tflite").error is None
+    with pytest.raises(MixedPlatformError):
+        scorer.measure("b.tflite")

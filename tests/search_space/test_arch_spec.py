@@ -97,9 +97,9 @@ def test_inconsistent_chain_is_refused():
             {"activation": "gelu"},
             "activation must be one of ('relu', 'relu6', 'swish'), got 'gelu'",
         ),
-        ({"dropout_rate": 1.0}, "dropout_rate must be in [0, 1), got 1.0"),
-        ({"width_multiplier": 0}, "width_multiplier must be > 0, got 0"),
-        ({"resolution": 0}, "resolution must be a positive integer, got 0"),
+        ({"dropout_rate": 1.0}, "dropout_rate must be a number in [0, 1), got 1.0"),
+        ({"width_multiplier": 0}, "width_multiplier must be a number in (0, 8], got 0"),
+        ({"resolution": 0}, "resolution must be an integer in [8, 2048], got 0"),
         ({"blocks": ()}, "an architecture needs at least one block"),
     ],
 )

@@ -61,11 +61,13 @@ def test_field_order_is_free_but_encoding_is_canonical():
     [
         (
             "r1_k3_s11_eX_i32_o16",
-            "malformed expansion (e) field 'eX' in block string 'r1_k3_s11_eX_i32_o16'",
+            "malformed expansion (e) field 'eX' in block string 'r1_k3_s11_eX_i32_o16' "
+            "(expected e and ASCII digits, e.g. e6)",
         ),
         (
             "r1_k3_s2_e1_i32_o16",
-            "malformed stride (s) field 's2' in block string 'r1_k3_s2_e1_i32_o16'",
+            "malformed stride (s) field 's2' in block string 'r1_k3_s2_e1_i32_o16' "
+            "(expected s and two equal ASCII digits, e.g. s22)",
         ),
         (
             "r1_k3_s12_e1_i32_o16",
@@ -86,12 +88,12 @@ def test_field_order_is_free_but_encoding_is_canonical():
         ),
         (
             "r1_k3_s11_e1_i32_o16_se1.5",
-            "squeeze-excite ratio (se) must be in (0, 1], got 1.5 in block string "
+            "squeeze-excite ratio (se) must be in [0.0001, 1], got 1.5 in block string "
             "'r1_k3_s11_e1_i32_o16_se1.5'",
         ),
         (
             "r0_k3_s11_e1_i32_o16",
-            "num_repeat must be a positive integer, got 0 in block string "
+            "num_repeat must be an integer in [1, 64], got 0 in block string "
             "'r0_k3_s11_e1_i32_o16'",
         ),
         (

@@ -98,7 +98,7 @@ def test_scaled_resolution_rounds_to_multiple():
 def test_negative_phi():
     with pytest.raises(ScalingError) as info:
         scale(get_preset("mnasnet-a1"), -1)
-    assert str(info.value) == "phi must be >= 0, got -1"
+    assert str(info.value) == "phi must be a number in [0, 10], got -1"
     assert isinstance(info.value, ValueError)
 
 
@@ -106,16 +106,16 @@ def test_non_finite_phi_and_coefficients():
     base = get_preset("mnasnet-a1")
     with pytest.raises(ScalingError) as info:
         scale(base, math.inf)
-    assert str(info.value) == "phi must be a finite number, got inf"
+    assert str(info.value) == "phi must be a number in [0, 10], got inf"
     with pytest.raises(ScalingError) as info:
         scale(base, 1, alpha=math.nan)
-    assert str(info.value) == "alpha must be a finite number, got nan"
+    assert str(info.value) == "alpha must be a number in [1, 4], got nan"
     with pytest.raises(ScalingError) as info:
         ScalingCoefficients(gamma=math.inf)
-    assert str(info.value) == "gamma must be a finite number, got inf"
+    assert str(info.value) == "gamma must be a number in [1, 4], got inf"
     with pytest.raises(ScalingError) as info:
         ScalingCoefficients(beta=0.9)
-    assert str(info.value) == "beta must be >= 1, got 0.9"
+    assert str(info.value) == "beta must be a number in [1, 4], got 0.9"
 
 
 def test_constraint_violation_shows_product():
@@ -152,7 +152,8 @@ def test_arch_file_from_other_format_version(tmp_path):
     with pytest.raises(SpecError) as info:
         load_arch(str(path))
     assert str(info.value) == (
-        "architecture format version 99 is not supported (this mnas reads version 1)"
+        f"architecture file {str(path)!r}: architecture format version 99 is not "
+        "supported (this mnas reads version 1)"
     )
 
 

@@ -195,14 +195,33 @@ def test_representative_images_are_model_inputs(digits):
     ("kwargs", "message"),
     [
         ({"dataset": " "}, "dataset must not be empty"),
-        ({"dataset": "folder:"}, "'folder:' must be followed by a directory path"),
-        ({"resolution": 4}, "resolution must be at least 8, got 4"),
+        (
+            {"dataset": "folder:"},
+            "dataset 'folder:' must be followed by a directory path",
+        ),
+        ({"resolution": 4}, "resolution must be an integer in [8, 1024], got 4"),
+        ({"resolution": 5000}, "resolution must be an integer in [8, 1024], got 5000"),
         (
             {"validation_fraction": 1.0},
-            "validation_fraction must lie strictly between 0 and 1, got 1.0",
+            "validation_fraction must be a number in (0, 1), got 1.0",
         ),
-        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
-        ({"max_train_examples": 0}, "max_train_examples must be at least 1 or None"),
+        (
+            {"validation_fraction": "0.2"},
+            "validation_fraction must be a number in (0, 1), got '0.2'",
+        ),
+        ({"batch_size": 0}, "batch_size must be an integer in [1, 65536], got 0"),
+        ({"batch_size": 2.0}, "batch_size must be an integer in [1, 65536], got 2.0"),
+        (
+            {"max_train_examples": 0},
+            "max_train_examples must be an integer in [1, 2147483648] or None, got 0",
+        ),
+        ({"seed": -1}, "seed must be an integer in [0, 4294967295], got -1"),
+        ({"augment": 1}, "augment must be True or False, got 1"),
+        (
+            {"dataset": None},
+            "dataset must be a non-empty string of at most 4096 printable "
+            "characters, got None",
+        ),
     ],
 )
 def test_bad_config_values_are_named(kwargs, message):

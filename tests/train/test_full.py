@@ -7,9 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from mnas.model.builder import build_model
 from mnas.model.weights import load_weights
 from mnas.search_space import parse_arch
-from mnas.train.full import FullTrainingConfig, OfficialSchedule, train
+from mnas.train.full import (
+    FullTrainingConfig,
+    OfficialSchedule,
+    averaged_variables,
+    train,
+)
 
 ARCH = "r1_k3_s11_e1_i16_o16_noskip,r1_k3_s22_e3_i16_o24_se0.25"
 
@@ -68,7 +74,7 @@ def test_trains_resumes_and_saves_moving_averages(tmp_path) -> None:
     assert meta.extra["epochs"] == 2 and meta.preprocessing == "mnas"
     assert model.input_shape == (None, 16, 16, 3)
 
-    with pytest.raises(ValueError, match=r"training.batch_size: 32 -> 16"):
+    with pytest.raises(ValueError, match=r"training.batch_size: saved 32, now 16"):
         train(spec, _config(epochs=3, batch_size=16), str(tmp_path), logs.append)
 
 
@@ -122,3 +128,18 @@ def test_binary_trains_and_resumes(tmp_path) -> None:
     record = json.loads((tmp_path / "config.json").read_text())
     assert record["training"]["strategy"] == "mirrored"
     assert (tmp_path / "final" / "weights.json").exists()
+
+
+def test_moving_averages_cover_what_the_official_code_averages() -> None:
+    spec = parse_arch(ARCH).replace(stem_filters=16)
+    model = build_model(spec, (16, 16, 3), 10)
+    averaged = {v.name for v in averaged_variables(model)}
+    trainable = {w.value.name for w in model.trainable_weights}
+    statistics = {
+        w.value.name
+        for w in model.non_trainable_weights
+        if w.path.endswith(("moving_mean", "moving_variance"))
+    }
+    assert statistics and averaged == trainable | statistics
+    bn_layers = [layer for layer in model.layers if "bn" in layer.name]
+    assert len(statistics) == 2 * len(bn_layers)

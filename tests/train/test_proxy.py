@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import keras
 import numpy as np
@@ -181,25 +182,35 @@ def test_model_that_does_not_fit_the_data(small_digits):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": 0}, "epochs must be at least 1, got 0"),
-        ({"learning_rate": 0.0}, "learning_rate must be positive and finite, got 0.0"),
+        ({"epochs": 0}, "epochs must be an integer in [1, 10000], got 0"),
+        ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0, got 0.0"),
         (
             {"optimizer": "lamb"},
-            "unknown optimizer 'lamb'; choose one of ('rmsprop', 'sgd', 'adam')",
+            "optimizer must be one of ('rmsprop', 'sgd', 'adam'), got 'lamb'",
         ),
         (
             {"schedule": "step"},
-            "unknown schedule 'step'; choose one of ('constant', 'cosine')",
+            "schedule must be one of ('constant', 'cosine'), got 'step'",
         ),
-        ({"steps_per_epoch": 0}, "steps_per_epoch must be at least 1 or None, got 0"),
+        (
+            {"steps_per_epoch": 0},
+            "steps_per_epoch must be an integer in [1, 2147483648] or None, got 0",
+        ),
         (
             {"epochs": 2, "warmup_epochs": 2},
-            "warmup_epochs must lie in [0, epochs=2), got 2",
+            "warmup_epochs must be a number in [0, 2), got 2",
         ),
         (
             {"bn_recalibration_images": -1},
-            "bn_recalibration_images must be >= 0, got -1",
+            "bn_recalibration_images must be an integer in [0, 2147483648], got -1",
         ),
+        ({"epsilon": -1e-3}, "epsilon must be a finite number > 0, got -0.001"),
+        ({"momentum": "0.9"}, "momentum must be a number in [0, 1), got '0.9'"),
+        (
+            {"weight_decay": math.inf},
+            "weight_decay must be a finite number >= 0, got inf",
+        ),
+        ({"seed": 2**32}, "seed must be an integer in [0, 4294967295], got 4294967296"),
     ],
 )
 def test_bad_trainer_config(kwargs, message):

@@ -3,7 +3,11 @@ resolution with the trained weights, and export ``.tflite``.
 
 Runs inside a worker process (``mnas.search.workers.worker``), so its inputs and
 outputs are JSON-safe dicts. Latency is measured by the search process, which
-owns the latency backends, their cache and the device pool.
+owns the latency backends, their cache and the device pool. It also owns the
+work directory: in a ``SubprocessPool`` the task's ``tflite_path`` points into
+the pool's staging folder, and the search process moves the file into the
+work directory when the trial is reported done, so a worker outliving a
+killed search could not write there.
 """
 
 from __future__ import annotations

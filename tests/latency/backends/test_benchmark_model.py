@@ -1,8 +1,8 @@
 """benchmark_model: every output form, and both runners against fakes.
 
-The adb runner is driven through a fake ``adb`` shell script that logs its
-argv and really executes ``adb shell`` strings with ``sh -c`` inside a
-temporary "device" directory, so quoting mistakes show up as real
+The adb runner is driven through the fake ``adb`` of ``mnas.testing.fake_adb``,
+which logs its argv and really executes ``adb shell`` strings with ``sh -c``
+inside a temporary "device" directory, so quoting mistakes show up as real
 breakage (or a real injected file), exactly as they would on a phone.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import textwrap
 import time
@@ -29,25 +28,16 @@ from mnas.latency.backends.benchmark_model import (
 )
 from mnas.latency.errors import LatencyError
 from mnas.latency.result import BackendFingerprint
+from mnas.testing.fake_adb import (
+    BENCHMARK_OUTPUT,
+    FAKE_ADB,
+    FAKE_BENCHMARK_MODEL,
+    write_executable,
+)
 
 FP = BackendFingerprint.create("benchmark_model", "Pixel", "SER1", 1, "v1")
 
-MODERN = """\
-INFO: STARTING!
-INFO: Log parameter values verbosely: [0]
-INFO: Num threads: [1]
-INFO: Graph: [/data/local/tmp/model.tflite]
-INFO: Loaded model /data/local/tmp/model.tflite
-INFO: Created TensorFlow Lite XNNPACK delegate for CPU.
-INFO: The input model file size (MB): 17.1
-INFO: Initialized session in 15.234ms.
-INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
-INFO: count=69 first=9120 curr=7250 min=7100 max=9120 avg=7301.5 std=280
-INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
-INFO: count=142 first=7012 curr=6981 min=6950 max=7420 avg=7033.2 std=81
-INFO: Inference timings in us: Init: 15234, First inference: 9120, Warmup (avg): 7301.5, Inference (avg): 7033.2
-INFO: Memory footprint delta from the start of the tool (MB): init=38.1 overall=45.2
-"""  # noqa: E501
+MODERN = BENCHMARK_OUTPUT
 
 UNPREFIXED = """\
 STARTING!
@@ -251,67 +241,8 @@ def test_malformed_stat_line_raises():
 # Fakes
 # --------------------------------------------------------------------------
 
-FAKE_ADB = r"""#!/bin/bash
-# Fake adb: logs argv (NUL-separated, one record per call) and emulates a
-# device whose filesystem is $FAKE_DEVICE_DIR and whose shell is sh -c.
-printf '%s\0' "$@" >> "$FAKE_ADB_LOG"; printf '\036\n' >> "$FAKE_ADB_LOG"
-if [ "$1" = "devices" ]; then
-  echo "* daemon not running; starting now at tcp:5037" >&2
-  echo "List of devices attached"
-  if [ -n "$FAKE_DEVICES" ]; then printf '%b\n' "$FAKE_DEVICES"; fi
-  echo
-  exit 0
-fi
-if [ "$1" != "-s" ]; then echo "fake adb: device command without -s" >&2; exit 98; fi
-serial="$2"; shift 2
-case "$1" in
-  push)
-    if [ -n "$FAKE_PUSH_FAIL" ] && [[ "$3" == *.tflite ]]; then
-      head -c 3 -- "$2" > "$3"; echo "adb: error: failed to copy: connection reset" >&2; exit 1
-    fi
-    cp -- "$2" "$3" || exit 1
-    echo "$2: 1 file pushed, 0 skipped." ;;
-  shell)
-    shift
-    cmd="$*"
-    if [ "$cmd" = "getprop ro.product.model" ]; then echo "${FAKE_MODEL:-Pixel 3}"; exit 0; fi
-    if [ -n "$FAKE_DROP" ] && [[ "$cmd" == *--graph* ]]; then
-      echo "INFO: STARTING!"
-      echo "error: device '$serial' not found" >&2
-      exit 1
-    fi
-    cd "$FAKE_DEVICE_DIR" || exit 1
-    sh -c "$cmd"
-    rc=$?
-    if [ -n "$FAKE_OLD_ADB" ]; then exit 0; fi
-    exit $rc ;;
-  *) echo "fake adb: unknown command $1" >&2; exit 97 ;;
-esac
-"""
-
-FAKE_BENCHMARK_MODEL = r"""#!/bin/bash
-# Fake benchmark_model: records argv, checks --graph exists, prints canned output.
-printf '%s\0' "$@" > "$FAKE_BM_ARGV"
-graph=""
-for a in "$@"; do case "$a" in --graph=*) graph="${a#--graph=}" ;; esac; done
-if [ ! -f "$graph" ]; then echo "ERROR: Could not open '$graph'."; exit 1; fi
-case "${FAKE_BM_MODE:-ok}" in
-  ok) cat "$FAKE_BM_OUTPUT" ;;
-  segv) echo "INFO: STARTING!"; kill -SEGV $$ ;;
-  hang) echo "INFO: STARTING!"; exec sleep 60 ;;
-  garbage) echo "Hello, world" ;;
-  fail) echo "INFO: STARTING!"; echo "ERROR: Failed to allocate tensors!"; exit 1 ;;
-esac
-"""
-
 SERIAL = "SER1"
 AWKWARD_NAME = """my model's "v2" $(touch INJECTED2); touch INJECTED `x`.tflite"""
-
-
-def _executable(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
 
 
 class Fakes:
@@ -321,8 +252,8 @@ class Fakes:
         self.root = root
         self.device_dir = root / "device dir's tmp"
         self.device_dir.mkdir()
-        self.adb = _executable(root / "adb", FAKE_ADB)
-        self.binary = _executable(root / "benchmark_model", FAKE_BENCHMARK_MODEL)
+        self.adb = write_executable(root / "adb", FAKE_ADB)
+        self.binary = write_executable(root / "benchmark_model", FAKE_BENCHMARK_MODEL)
         self.log = root / "adb.log"
         self.argv_file = root / "bm.argv"
         self.output = root / "bm.out"
