@@ -38,6 +38,8 @@ RESUMABLE_FIELDS = frozenset(
         "trial_timeout_s",
         "work_dir",
         "max_consecutive_failures",
+        "outputs_interval_s",
+        "time_budget_s",
         # Where trials run does not change what they measure (latency_resource
         # does: it says which devices time the models, so it is not here).
         "executor",
@@ -76,7 +78,13 @@ class SearchConfig:
     never stops. ``evaluation``: one of ``EVALUATIONS``; ``"shared"`` samples
     ``num_trials`` paths of a supernet (``shared`` holds its settings), scores
     latency from the lookup table (``latency_mode`` predicted or verified) and
-    trains the best ``top_k`` architectures standalone at the end.
+    trains the best ``top_k`` architectures standalone at the end;
+    ``time_budget_s`` (shared only) stops the sampling after that many seconds
+    of this run (the schedules still span ``num_trials``), then verifies.
+    ``outputs_interval_s``: ``best.json`` and ``pareto.png`` are rewritten at
+    most this often while the search runs (each costs a Pareto plot, 0.2-0.5 s
+    on two cores), and always at its end; the journal holds every result as it
+    comes, so nothing is lost in between.
 
     ``executor``: ``local`` (worker subprocesses of this machine) or ``ray``
     (Ray tasks on the cluster at ``ray_address``; None: Ray's default, a
@@ -106,6 +114,8 @@ class SearchConfig:
     seed: int = 0
     evaluation: str = "standalone"
     shared: SharedConfig = SharedConfig()
+    time_budget_s: float | None = None
+    outputs_interval_s: float = 15.0
     executor: str = "local"
     ray_address: str | None = None
     trial_resources: Mapping[str, float] | tuple[tuple[str, float], ...] = (
@@ -164,6 +174,23 @@ class SearchConfig:
             raise SearchConfigError(
                 "--evaluation=shared scores latency from the lookup table: use "
                 "--latency=verified (the top-k are also measured) or predicted"
+            )
+        if self.time_budget_s is not None:
+            if self.evaluation != "shared":
+                raise SearchConfigError(
+                    f"time_budget_s needs evaluation 'shared' (got {self.evaluation!r})"
+                )
+            if not (math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
+                raise SearchConfigError(
+                    f"time_budget_s must be a finite number > 0, got "
+                    f"{self.time_budget_s!r}"
+                )
+        if not (
+            math.isfinite(self.outputs_interval_s) and self.outputs_interval_s >= 0
+        ):
+            raise SearchConfigError(
+                "outputs_interval_s must be a finite number >= 0, got "
+                f"{self.outputs_interval_s!r}"
             )
         if self.latency_mode != "measured" and not self.lut_path:
             raise SearchConfigError(

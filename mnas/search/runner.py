@@ -49,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -143,17 +144,38 @@ class _FailureStreak:
         )
 
 
+class OutputsThrottle:
+    """Says when the outputs are due: at the first trial, then at most every
+    ``interval_s`` seconds (0: every time). They are derived from the journal,
+    so skipping a write loses nothing; the search writes them at its end."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        return self._last is None or self.clock() - self._last >= self.interval_s
+
+    def wrote(self) -> None:
+        self._last = self.clock()
+
+
 class SearchOutputs(Callback):
-    """``best.json``, ``pareto.png`` and the top-k models, after every trial."""
+    """``best.json``, ``pareto.png`` and the top-k models: after a trial when
+    ``config.outputs_interval_s`` has passed since the last write, and at the
+    end (``write``)."""
 
     def __init__(self, outputs: Outputs, config: SearchConfig, space, journal) -> None:
         self.outputs = outputs
         self.config = config
         self.space = space
         self.journal = journal
+        self.throttle = OutputsThrottle(config.outputs_interval_s)
 
     def on_trial_end(self, record: TrialRecord, ranked: Sequence[TrialRecord]) -> None:
-        self.write(ranked)
+        if self.throttle.due():
+            self.write(ranked)
 
     def write(self, ranked: Sequence[TrialRecord]) -> list[dict[str, Any]]:
         best = list(ranked[: self.config.top_k])
@@ -186,6 +208,7 @@ class SearchOutputs(Callback):
             self.config.reward.target_ms,
             title=f"mnas search: {len(ranked)} completed trials",
         )
+        self.throttle.wrote()
         return entries
 
 

@@ -15,10 +15,14 @@ TuNAS's loop on the MnasNet search's oracle, journal and outputs. For each of
 4. **Record.** The COMPLETED trial (accuracy, predicted latency, reward, the
    step's loss and timings) is appended to ``trials.jsonl``; then the reward is
    fed to the controller, whose checkpoint is saved when a batch of rewards
-   updated it.
+   updated it (the only controller checkpoint: ``mnas.search.oracle``).
 5. Every ``checkpoint_every`` architectures: the shared weights, their
-   optimizer and the number of trials trained are checkpointed (``supernet/``);
-   then the controller; then ``best.json``, ``pareto.png``.
+   optimizer and the number of trials trained are checkpointed
+   (``supernet/``). ``best.json`` and ``pareto.png`` are rewritten at most
+   every ``outputs_interval_s`` seconds and at the end.
+
+The sampling stops at ``num_trials`` architectures or, with
+``time_budget_s``, when that many seconds of this run have passed.
 
 Resume after a kill at any moment, without a duplicated or lost trial:
 
@@ -99,6 +103,10 @@ class SharedEvaluation:
         self.delay = self.shared.phase_steps(
             self.config.num_trials, self.shared.rl_delay
         )
+        from mnas.search.runner import OutputsThrottle
+
+        self.throttle = OutputsThrottle(self.config.outputs_interval_s)
+        self.started = time.monotonic()
 
     # -- the whole run ------------------------------------------------------------
     def run(self, streak) -> list[dict[str, Any]]:
@@ -108,7 +116,7 @@ class SharedEvaluation:
             no_graph_rewrites,
         )
 
-        plan = self.oracle.resume()
+        plan = self.oracle.resume(self.config.controller.batch_size)
         verify_reruns = [r for r in plan.reruns if r.phase == "verify"]
         plan.reruns[:] = [r for r in plan.reruns if r.phase != "verify"]
         message = plan.describe()
@@ -129,8 +137,14 @@ class SharedEvaluation:
                 checkpoint_dir(self.config.work_dir),
             )
             self._replay()
-            while finished < self.config.num_trials and not streak.tripped:
-                record = self._trial(self.journal.next_trial_id())
+            next_id = self.journal.next_trial_id()
+            while (
+                finished < self.config.num_trials
+                and not streak.tripped
+                and not self._out_of_time()
+            ):
+                record = self._trial(next_id)
+                next_id += 1
                 finished += 1
                 streak.add(record)
                 self.ranking.add(record)
@@ -138,26 +152,29 @@ class SharedEvaluation:
                     callback.on_trial_end(record, self.ranking.records)
                 if (record.trial_id + 1) % self.shared.checkpoint_every == 0:
                     self._checkpoint(record.trial_id + 1)
+                if self.throttle.due():
+                    self._write_outputs()
             if streak.tripped:
                 return self._write_outputs()
-            if self.weights.trained > self._checkpointed():
+            if self.weights.trained > self.weights.checkpointed:
                 self._checkpoint(self.weights.trained)
             self._verify(verify_reruns)
         return self._write_outputs()
 
+    def _out_of_time(self) -> bool:
+        budget = self.config.time_budget_s
+        if budget is None or time.monotonic() - self.started < budget:
+            return False
+        if not getattr(self, "_said_out_of_time", False):
+            self._said_out_of_time = True
+            self.log(f"time budget of {budget:g} s spent: sampling stops")
+        return True
+
     def _shared_records(self) -> list[TrialRecord]:
         return [r for r in self.journal.latest().values() if r.phase in SHARED_PHASES]
 
-    def _checkpointed(self) -> int:
-        manager = self.weights.manager
-        if manager is None or manager.latest_checkpoint is None:
-            return 0
-        return int(manager.latest_checkpoint.rsplit("-", 1)[-1])
-
     def _checkpoint(self, trained: int) -> None:
         self.weights.save(trained)
-        self.oracle.save()
-        self._write_outputs()
 
     # -- the shared phase ------------------------------------------------------------
     def _replay(self) -> None:
@@ -236,13 +253,13 @@ class SharedEvaluation:
             },
         )
         start = time.perf_counter()
-        self.oracle.finish(completed, save=False)
+        self.oracle.finish(completed)
         timings["record_s"] = time.perf_counter() - start
         return completed
 
     def _fail(self, record: TrialRecord, error: str, timings) -> TrialRecord:
         failed = record.replace(status="FAILED", error=error, timings=timings)
-        self.oracle.finish(failed, save=False)
+        self.oracle.finish(failed)
         self.log(f"trial {record.trial_id} FAILED: {error.splitlines()[0]}")
         return failed
 
@@ -356,7 +373,7 @@ class SharedEvaluation:
             timings=timings,
             tflite_path=result.get("tflite_path"),
         )
-        self.oracle.finish(completed, save=False)
+        self.oracle.finish(completed)
         self.log(
             f"trial {record.trial_id} (verifies {record.verifies}): standalone acc "
             f"{accuracy:.3f} (shared {record.shared_accuracy:.3f}), "
@@ -405,4 +422,5 @@ class SharedEvaluation:
             ),
             verified=[(r.latency_ms, r.accuracy) for r in verified],
         )
+        self.throttle.wrote()
         return entries

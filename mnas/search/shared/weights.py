@@ -133,6 +133,13 @@ class SharedWeights:
     def trained(self) -> int:
         return int(self._trained.numpy())
 
+    @property
+    def checkpointed(self) -> int:
+        """``trained`` as of the latest checkpoint (0 without one)."""
+        if self.manager is None or self.manager.latest_checkpoint is None:
+            return 0
+        return int(self.manager.latest_checkpoint.rsplit("-", 1)[-1])
+
     def save(self, trained: int) -> None:
         """Checkpoints the weights, the optimizer and ``trained``."""
         self._trained.assign(trained)
