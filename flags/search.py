@@ -208,6 +208,14 @@ def define_shared_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "--evaluation=shared: peak Adam step of the shared weights (default 0.005).",
         flag_values=flag_values,
     )
+    flags.DEFINE_integer(
+        "shared_resolution",
+        None,
+        "--evaluation=shared: side in pixels the supernet trains and scores at "
+        "(default 16; 0: the proxy data's own). The top-k verification trains "
+        "at --proxy_resolution.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_float(
         "rl_delay",
         None,
@@ -222,6 +230,7 @@ SHARED_ONLY_FLAGS = (
     "shared_batch_size",
     "shared_eval_batch_size",
     "shared_learning_rate",
+    "shared_resolution",
     "rl_delay",
 )
 SHARED_FLAG_FIELDS = {
@@ -252,6 +261,9 @@ def shared_fields_from_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
             check_range(name, flag_values[name].value, 1, 4096)
     if flag_values.shared_learning_rate is not None:
         check_positive(flag_values, "shared_learning_rate")
+    resolution = flag_values.shared_resolution
+    if resolution is not None and resolution != 0:
+        check_range("shared_resolution", resolution, 8, 1024)
     if flag_values.rl_delay is not None and not 0 <= flag_values.rl_delay < 1:
         raise FlagError(f"--rl_delay must be in [0, 1), got {flag_values.rl_delay}")
     from mnas.search import SharedConfig
@@ -261,6 +273,8 @@ def shared_fields_from_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
         for name, field in SHARED_FLAG_FIELDS.items()
         if flag_values[name].value is not None
     }
+    if resolution is not None:
+        values["resolution"] = resolution or None
     return {
         "evaluation": "shared",
         "shared": SharedConfig(**values),

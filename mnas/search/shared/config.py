@@ -45,6 +45,12 @@ class SharedConfig:
     """How the shared weights are trained and the paths scored.
 
     Attributes:
+      resolution: side in pixels the supernet trains and scores at (the
+        proxy images are resized to it once; None keeps the proxy data's).
+        The standalone verification trains at the proxy data's own. 16 by
+        default: the embedded digits are 8x8 scans (upsampled to 32 by the
+        proxy data), and a step at 16 px computes a quarter of one at 32
+        (docs/shared_evaluation.md).
       batch_size: training images per weight step (one step per architecture).
       eval_batch_size: held-out images the sampled path is scored on (TuNAS
         uses 4x the training batch; the held-out split of the embedded digits
@@ -65,6 +71,7 @@ class SharedConfig:
         are trained standalone and timed (``best.json``).
     """
 
+    resolution: int | None = 16
     batch_size: int = 32
     eval_batch_size: int = 64
     learning_rate: float = 0.005
@@ -76,6 +83,15 @@ class SharedConfig:
     rescore: int = 24
 
     def __post_init__(self) -> None:
+        if self.resolution is not None and (
+            isinstance(self.resolution, bool)
+            or not isinstance(self.resolution, int)
+            or not 8 <= self.resolution <= 1024
+        ):
+            raise SharedConfigError(
+                f"resolution must be an integer in [8, 1024] or None, got "
+                f"{self.resolution!r}"
+            )
         for name in ("batch_size", "eval_batch_size", "checkpoint_every", "rescore"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -101,13 +101,16 @@ class SharedWeights:
         self.seed = seed
         self.data = data
         keras.utils.set_random_seed(seed)
-        self.net = build_supernet(space, "block", data.image_shape, data.num_classes)
+        self._images = _resized(data.train_images, config.resolution)
+        held_out = _resized(data.validation_images, config.resolution)
+        self.net = build_supernet(
+            space, "block", self._images.shape[1:], data.num_classes
+        )
         self.decisions = self.net.decisions
         self.optimizer = LazyAdam(self.net.weight_variables)
         self._trained = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self._images = data.train_images
         self._labels = data.train_labels.astype(np.int32)
-        self._held_out = scale_pixels(data.validation_images).numpy()
+        self._held_out = scale_pixels(held_out).numpy()
         self._held_out_labels = data.validation_labels.astype(np.int32)
         self._orders: dict[int, np.ndarray] = {}
         self.checkpoint = tf.train.Checkpoint(
@@ -279,6 +282,16 @@ class SharedWeights:
             )
             hits += accuracy * (end - begin)
         return hits / max(1, n)
+
+
+def _resized(images: np.ndarray, side: int | None) -> np.ndarray:
+    """``uint8`` images at ``side`` x ``side`` (area averaging), or as they are."""
+    import tensorflow as tf
+
+    if side is None or images.shape[1:3] == (side, side):
+        return images
+    resized = tf.image.resize(images, (side, side), method="area")
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
 
 
 def _pad_crop(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
