@@ -194,10 +194,15 @@ def report(args, units: dict[str, dict]) -> None:
         )
     wins = 0
     for seed in args.seeds:
-        mine, theirs = units.get(f"reinforce-seed{seed}"), units.get(f"random-seed{seed}")
+        mine, theirs = (
+            units.get(f"reinforce-seed{seed}"),
+            units.get(f"random-seed{seed}"),
+        )
         if mine and theirs:
             wins += _hv(args, mine) > _hv(args, theirs)
-    print(f"\ncontroller beats random on hypervolume in {wins} of {len(args.seeds)} seeds")
+    print(
+        f"\ncontroller beats random on hypervolume in {wins} of {len(args.seeds)} seeds"
+    )
     _plot(args, groups)
 
 

@@ -60,16 +60,29 @@ def no_graph_rewrites() -> Iterator[None]:
     functions' small graphs it costs about a third of the one-off tracing and
     saves nothing measurable per step (docs/search.md). Set once around the
     whole phase: functions are optimized when first called."""
+    import logging
+
     import tensorflow as tf
 
     saved = tf.config.optimizer.get_experimental_options()
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    # Each candidate op is its own traced function, traced once by design;
+    # TensorFlow's "triggered tf.function retracing" warning counts them all.
+    quiet = _DropRetracingWarnings()
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(quiet)
     try:
         yield
     finally:
+        logger.removeFilter(quiet)
         tf.config.optimizer.set_experimental_options(
             {"disable_meta_optimizer": saved.get("disable_meta_optimizer", False)}
         )
+
+
+class _DropRetracingWarnings:
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 class SharedWeights:
