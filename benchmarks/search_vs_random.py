@@ -271,12 +271,18 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--widths", default=",".join(str(w) for w in WIDTHS))
     parser.add_argument("--report", action="store_true")
+    parser.add_argument(
+        "--only",
+        choices=("searches", "presets"),
+        default=None,
+        help="run one part (two processes may share --out: each appends whole lines)",
+    )
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     os.makedirs(args.out, exist_ok=True)
     results = os.path.join(args.out, "results.jsonl")
     print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
-    if not args.report:
+    if not args.report and args.only != "presets":
         for seed in args.seeds:
             for controller in CONTROLLERS:
                 if f"{controller}-seed{seed}" not in _done(results):
@@ -284,6 +290,7 @@ def main(argv=None) -> int:
                     entry["load"] = os.getloadavg()
                     _append(results, entry)
                     print(json.dumps(entry)[:400], flush=True)
+    if not args.report and args.only != "searches":
         for name in args.presets.split(","):
             for width in (float(w) for w in args.widths.split(",")):
                 if f"{name}-{width:g}" not in _done(results):

@@ -80,10 +80,11 @@ def main(argv: list[str]) -> int:
     data = load_proxy_data(config.data)  # one no worker could load
     backend = make_latency_backend(config)
     if config.evaluation == "shared":
+        budget = config.time_budget_s
         print(
-            f"mnas-search --evaluation=shared: up to {config.num_trials} "
-            f"architectures in {config.time_budget_s:g} s, then the best "
-            f"{config.top_k} trained standalone",
+            f"mnas-search --evaluation=shared: {config.num_trials} architectures"
+            + (f" (at most {budget:g} s)" if budget else "")
+            + f", then the best {config.top_k} trained standalone",
             flush=True,
         )
     print(

@@ -16,8 +16,11 @@ happen to be trained early win early and get trained more):
   fraction of the architectures, each op decision (op, kernel, SE, skip) of
   the *weight step's* path is replaced by all its choices at once, averaged
   (TuNAS ``increase_ops_warmup_steps_fraction`` = 0.25). A slot whose op is
-  widened computes every candidate op, so this warm-up is what a step's cost
-  rises with; see ``docs/search.md``.
+  widened computes every candidate op: a widened step cost 3-6 s against
+  well under 1 s for a plain one on this project's loaded 2-core machine
+  (docs/shared_evaluation.md), so TuNAS's 0.25 would make the first quarter
+  cost three times the rest. Off by default: the RL delay's uniform paths
+  already train every op before the controller starts.
 * ``filters_warmup``: likewise each width decision (filters, layers) is
   replaced by its largest choice (TuNAS ``increase_filters_warmup_steps_fraction``
   = 0.25; the layer count is TuNAS's "zero" op, so its largest choice is the
@@ -77,7 +80,7 @@ class SharedConfig:
     learning_rate: float = 0.005
     lr_warmup: float = 0.025
     rl_delay: float = 0.25
-    ops_warmup: float = 0.25
+    ops_warmup: float = 0.0
     filters_warmup: float = 0.25
     checkpoint_every: int = 100
     rescore: int = 24

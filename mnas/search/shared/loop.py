@@ -167,7 +167,15 @@ class SharedEvaluation:
             return False
         if not getattr(self, "_said_out_of_time", False):
             self._said_out_of_time = True
-            self.log(f"time budget of {budget:g} s spent: sampling stops")
+            done = self.journal.next_trial_id()
+            said = f"time budget of {budget:g} s spent after {done} architectures"
+            if done <= self.delay:
+                said += (
+                    f", before the controller's phase (from architecture "
+                    f"{self.delay}, --rl_delay of --num_trials): set --num_trials "
+                    "to what the budget fits"
+                )
+            self.log(said + ": sampling stops")
         return True
 
     def _shared_records(self) -> list[TrialRecord]:
