@@ -69,7 +69,7 @@ def test_a_weight_step_moves_only_the_sampled_paths_variables():
 
 @pytest.mark.slow
 def test_a_step_replayed_from_the_checkpoint_is_the_step_taken(tmp_path):
-    config = SharedConfig(batch_size=8, eval_batch_size=16)  # widening on
+    config = SharedConfig(batch_size=8, eval_batch_size=16, ops_warmup=0.25)
     rng = np.random.default_rng(0)
     first, second = (tuple(MICRO_SPACE.sample(rng)) for _ in range(2))
 
