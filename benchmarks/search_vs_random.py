@@ -1,9 +1,9 @@
 """Search vs random vs hand design, for one fixed wall-clock budget.
 
 For each seed, ``mnas-search --evaluation=shared`` runs once with the LSTM
-controller (REINFORCE) and once with random search, each for the same
-``--budget_s`` of sampling (the same number of architectures would favour
-neither: the budget is what a user has). Each search ends by training its
+controller (REINFORCE) and once with random search, side by side (so both
+see the same machine load), each for the same ``--budget_s`` of wall clock
+and at most ``--num_trials`` architectures (the schedules span it). Each search ends by training its
 top-k architectures standalone with the proxy trainer and timing them on the
 host backend (its ``verify`` trials). The presets, scaled by width multiplier
 to bracket the same latency range, are trained with the same proxy recipe
@@ -78,7 +78,7 @@ def hypervolume(points, reference_ms: float) -> float:
     return area
 
 
-def run_search(args, controller: str, seed: int) -> dict:
+def _search_command(args, controller: str, seed: int) -> list[str]:
     work_dir = os.path.join(args.out, f"{controller}-seed{seed}")
     command = [
         sys.executable,
@@ -97,12 +97,40 @@ def run_search(args, controller: str, seed: int) -> dict:
     ]
     if os.path.exists(os.path.join(work_dir, "config.json")):
         command.append("--resume")
+    return command
+
+
+def run_searches(args, seed: int, controllers) -> list[dict]:
+    """The searches of one seed, at the same time (the same machine load for
+    the controller and for random search)."""
     started = time.time()
-    log_path = os.path.join(args.out, f"{controller}-seed{seed}.log")
-    with open(log_path, "ab") as log:
-        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
+    running = []
+    for controller in controllers:
+        command = _search_command(args, controller, seed)
+        log = open(  # noqa: SIM115 - closed when its search ends
+            os.path.join(args.out, f"{controller}-seed{seed}.log"), "ab"
+        )
+        running.append(
+            (
+                controller,
+                command,
+                log,
+                subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT),
+            )
+        )
+    entries = []
+    for controller, command, log, process in running:
+        if process.wait() != 0:
+            raise RuntimeError(f"{shlex.join(command)} failed; see {log.name}")
+        log.close()
+        entries.append(_summary(args, controller, seed, command, started))
+    return entries
+
+
+def _summary(args, controller, seed, command, started) -> dict:
     from mnas.search.trial import Journal
 
+    work_dir = os.path.join(args.out, f"{controller}-seed{seed}")
     latest = Journal.open(os.path.join(work_dir, "trials.jsonl")).latest().values()
     shared = [r for r in latest if r.phase in ("warmup", "search")]
     controlled = [r.reward for r in shared if r.phase == "search" and r.reward]
@@ -118,12 +146,15 @@ def run_search(args, controller: str, seed: int) -> dict:
         for r in latest
         if r.phase == "verify" and r.status == "COMPLETED"
     ]
+    cpu = [r.timings.get("cpu_s") for r in shared if r.timings.get("cpu_s")]
     return {
         "unit": f"{controller}-seed{seed}",
         "group": controller,
         "seed": seed,
         "architectures": len(shared),
+        "controller_samples": len(controlled),
         "wall_s": time.time() - started,
+        "median_cpu_s_per_arch": statistics.median(cpu) if cpu else None,
         "early_reward": statistics.fmean(controlled[:quarter]) if controlled else None,
         "late_reward": statistics.fmean(controlled[-quarter:]) if controlled else None,
         "finalists": finalists,
@@ -284,9 +315,9 @@ def main(argv=None) -> int:
     print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
     if not args.report and args.only != "presets":
         for seed in args.seeds:
-            for controller in CONTROLLERS:
-                if f"{controller}-seed{seed}" not in _done(results):
-                    entry = run_search(args, controller, seed)
+            todo = [c for c in CONTROLLERS if f"{c}-seed{seed}" not in _done(results)]
+            if todo:
+                for entry in run_searches(args, seed, todo):
                     entry["load"] = os.getloadavg()
                     _append(results, entry)
                     print(json.dumps(entry)[:400], flush=True)
