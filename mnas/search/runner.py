@@ -16,16 +16,17 @@ decisions, the builder sees an ``ArchSpec``, the latency backends see
 
 Durability. Everything lives in the work directory, locked for the run:
 ``config.json``, the append-only ``trials.jsonl``, the controller checkpoint,
-TensorBoard summaries, ``best.json``, ``pareto.png`` and the best models as
-``.tflite``. The order of writes makes a kill at any moment recoverable:
+TensorBoard summaries, ``best.json``, ``pareto.png`` (rewritten at most every
+``outputs_interval_s`` and at the end) and the best models as ``.tflite``.
+The order of writes makes a kill at any moment recoverable:
 
-1. ``controller.propose()``; the controller checkpoint is saved; then the
-   RUNNING record is appended. A proposal the journal never saw is turned into
-   a trial on resume.
-2. The COMPLETED/FAILED record is appended; then the reward is fed back and the
-   checkpoint saved. On resume, finished trials whose proposal the checkpoint
-   still holds as pending are fed back again (replay), so no reward is lost or
-   counted twice.
+1. ``controller.propose()``; then the RUNNING record is appended.
+2. The COMPLETED/FAILED record is appended; then the reward is fed back; the
+   controller checkpoint is saved when that reward completed an update. On
+   resume the controller samples the proposals made since its checkpoint
+   again (seeded, so identical; checked against the journal) and finished
+   trials whose proposal it holds as pending are fed back again (replay), so
+   no reward is lost or counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
 
 An interruption (Ctrl-C, or SIGTERM, which the binaries turn into a
