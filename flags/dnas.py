@@ -166,7 +166,7 @@ def define_dnas_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
     flags.DEFINE_float(
         "theta_learning_rate",
-        0.1,
+        0.2,
         "Architecture logits' Adam rate.",
         flag_values=flag_values,
     )

@@ -77,7 +77,9 @@ class DnasConfig:
       held-out accuracy after 5 epochs, so θ followed noise);
     * batch 64: a supernet step costs mostly fixed graph overhead here, so
       64 images cost about 1.2x what 32 do;
-    * θ: Adam at ``theta_learning_rate`` 0.1 on ``theta_fraction`` 30% of the
+    * a zero classifier and no dropout (``dropout_rate``), as the proxy
+      trainer's recipe: a short run from scratch has nothing to regularise;
+    * θ: Adam at ``theta_learning_rate`` 0.2 on ``theta_fraction`` 30% of the
       training split (FBNet: 0.01 over tens of thousands of steps; here a run
       takes a few dozen θ steps);
     * τ: geometric from 5 (FBNet's start) to ``final_temperature`` 0.5 over
@@ -109,7 +111,8 @@ class DnasConfig:
     weight_learning_rate: float = 0.01
     weight_momentum: float = 0.9
     weight_decay: float = 0.0
-    theta_learning_rate: float = 0.1
+    theta_learning_rate: float = 0.2
+    dropout_rate: float = 0.0
     steps_per_epoch: int | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     trainer: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -151,6 +154,10 @@ class DnasConfig:
             raise DnasConfigError(
                 f"theta_fraction must lie strictly between 0 and 1, "
                 f"got {self.theta_fraction}"
+            )
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise DnasConfigError(
+                f"dropout_rate must lie in [0, 1), got {self.dropout_rate}"
             )
         if self.batch_size < 1:
             raise DnasConfigError(f"batch_size must be >= 1, got {self.batch_size}")
@@ -363,8 +370,18 @@ class DnasSearch:
 
         keras.utils.set_random_seed(config.seed)
         self.net = build_supernet(
-            self.space, config.sharing, data.image_shape, data.num_classes
+            self.space,
+            config.sharing,
+            data.image_shape,
+            data.num_classes,
+            dropout_rate=config.dropout_rate,
         )
+        # A zero classifier starts the logits at 0 (CE = ln classes): the
+        # builder's init is scaled for 1000 classes and starts 10 at a
+        # standard deviation of about 5, and Adam then drove the supernet's
+        # CE to 10 in its first epoch (docs/dnas.md).
+        for weight in self.net.classifier.weights:
+            weight.assign(np.zeros(weight.shape, np.float32))
         self.w_vars = self.net.weight_variables
         self.t_vars = self.net.theta_variables
         self.w_opt = _weight_optimizer(config, self.weight_steps_per_epoch)

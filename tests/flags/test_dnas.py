@@ -24,7 +24,7 @@ def test_flags_make_the_config(parse, tmp_path):
         "--theta_fraction=0.25",
         "--weight_optimizer=sgd",
         "--weight_learning_rate=0.05",
-        "--theta_learning_rate=0.2",
+        "--theta_learning_rate=0.3",
         "--lut=/t/{backend}-{space}.jsonl",
         "--lut_calibrated",
         "--proxy_resolution=24",
@@ -48,7 +48,7 @@ def test_flags_make_the_config(parse, tmp_path):
         theta_fraction=0.25,
         weight_optimizer="sgd",
         weight_learning_rate=0.05,
-        theta_learning_rate=0.2,
+        theta_learning_rate=0.3,
         data={
             "dataset": "digits",
             "data_dir": None,
