@@ -288,16 +288,18 @@ def test_journal_is_repaired_from_the_checkpoint_and_damage_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_supernet_learns_and_theta_entropy_falls(tmp_path):
+def test_default_recipe_learns_and_concentrates_theta(tmp_path):
+    """The default recipe (6 epochs, batch 64, Adam weights, θ at 0.2, τ 5 ->
+    0.5) on the tiny space and all of digits: the supernet learns and θ
+    decides. At θ rate 0.1 this reached held-out 0.955, entropy 1.049 ->
+    0.655 and 6 of 12 decisions at P(argmax) >= 0.8 (docs/dnas.md)."""
     from mnas.train.data import DataConfig, load_proxy_data
 
     config = _config(
         tmp_path / "run",
         epochs=6,
-        warmup_epochs=1,
+        batch_size=64,
         steps_per_epoch=None,
-        batch_size=32,
-        theta_learning_rate=0.1,
     )
     latency, predictor = tiny_latency("block")
     search = DnasSearch(
@@ -310,8 +312,10 @@ def test_supernet_learns_and_theta_entropy_falls(tmp_path):
     )
     search.run()
     records = search.journal.records
-    assert records[-1]["val_accuracy"] > 0.5  # chance is 0.1
-    assert records[-1]["theta_entropy"] < records[0]["theta_entropy"] - 0.01
+    assert records[-1]["val_accuracy"] > 0.8  # chance is 0.1
+    assert records[-1]["theta_entropy"] < records[0]["theta_entropy"] - 0.2
+    decided = [p for p in records[-1]["argmax_probs"].values() if p >= 0.8]
+    assert len(decided) >= 4, records[-1]["argmax_probs"]
     assert os.path.exists(os.path.join(config.work_dir, THETA_PLOT))
 
 
