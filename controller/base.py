@@ -151,6 +151,11 @@ class Controller(abc.ABC):
         return self._num_updates
 
     @property
+    def num_proposed(self) -> int:
+        """Proposals handed out so far (the next proposal's id)."""
+        return self._next_id
+
+    @property
     def num_pending(self) -> int:
         """Proposals handed out that have neither a reward nor a failure yet."""
         return len(self._pending)

@@ -5,7 +5,6 @@ import pytest
 from mnas.flags.latency import (
     define_deployment_resolution_flag,
     define_latency_flags,
-    define_measure_flags,
     deployment_resolution_from_flags,
     latency_config_from_flags,
 )
@@ -84,11 +83,6 @@ def test_deployment_resolution_bounds(parse):
         with pytest.raises(ValueError) as info:
             deployment_resolution_from_flags(flag_values)
         assert str(info.value) == message
-
-
-def test_measure_flags(parse):
-    flag_values = parse(define_measure_flags, "--tflite=m.tflite", "--repeats=3")
-    assert (flag_values.tflite, flag_values.repeats) == ("m.tflite", 3)
 
 
 def test_adaptive_flags_make_the_measurement_settings(parse):

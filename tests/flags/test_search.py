@@ -85,8 +85,10 @@ def test_bad_search_flags(parse, args, message):
     assert str(info.value) == message
 
 
-def test_retired_names():
-    assert RENAMED == {"alpha": "reward_alpha", "beta": "reward_beta"}
+def test_retired_names_point_to_flags_that_exist(parse):
+    flag_values = parse(define_search_flags)
+    assert set(RENAMED).isdisjoint(flag_values)
+    assert set(RENAMED.values()) <= set(flag_values)
 
 
 def test_given_latency_precision_and_cap_are_kept_in_a_search(parse):

@@ -38,8 +38,7 @@ ARCH = "r1_k3_s11_e1_i16_o16_noskip,r1_k3_s22_e3_i16_o24_se0.25"
         (
             "dropout_rate",
             "0.2",
-            "training dropout_rate must be a number in [0, 1) or None, "
-            "got '0.2'",
+            "training dropout_rate must be a number in [0, 1) or None, got '0.2'",
         ),
         (
             "resolution",
