@@ -211,6 +211,9 @@ class _KilledError(Exception):
     pass
 
 
+# Slow (a minute or more of supernet steps); resume and sharing stay covered fast by
+# test_resume_restores_weights_theta_optimizers_and_rng and the supernet tests.
+@pytest.mark.slow
 def test_resume_after_interruption_continues_without_duplicates(tmp_path):
     config = _config(tmp_path / "run", epochs=4)
     search = _search(config)
@@ -253,6 +256,9 @@ def test_resume_restores_weights_theta_optimizers_and_rng(tmp_path):
     assert _epochs(config.work_dir) == [2, 3]
 
 
+# Slow (a minute or more of supernet steps); resume and sharing stay covered fast by
+# test_resume_restores_weights_theta_optimizers_and_rng and the supernet tests.
+@pytest.mark.slow
 def test_journal_is_repaired_from_the_checkpoint_and_damage_refused(tmp_path):
     config = _config(tmp_path / "run", epochs=2)
     _search(config).run()
@@ -353,6 +359,9 @@ def test_theta_moves_toward_the_branch_with_the_lower_loss(tmp_path):
     search.close()
 
 
+# Slow (a minute or more of supernet steps); resume and sharing stay covered fast by
+# test_resume_restores_weights_theta_optimizers_and_rng and the supernet tests.
+@pytest.mark.slow
 def test_layer_sharing_search_derives_the_decoded_argmax(tmp_path):
     config = _config(tmp_path / "run", sharing="layer", epochs=2, loss="proxyless")
     search = _search(config)

@@ -269,6 +269,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# Slow (waits for Ray to declare a node dead); retries after a lost worker stay
+# covered fast by tests/search/workers/test_ray_executor.py.
+@pytest.mark.slow
 def test_a_node_lost_mid_trial_loses_and_duplicates_no_trial(ray_cluster, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
