@@ -15,8 +15,8 @@ Every training appends one fsync'd JSON line to ``--out``; a rerun with the
 same arguments skips what is there, so a killed run resumes. Runs go seed A
 for all, then seed B, then long, so a cut-short run still has the seed pair.
 ``--jobs=N`` trains in N child processes (each takes every N-th training of
-that order, ``--shard=i/N``), appending to the same file; ``--report_only``
-prints the table of what is there.
+that order, ``--shard=i/N``), appending to the same file; ``--runs`` trains
+only the named runs; ``--report_only`` prints the table of what is there.
 
     nice -n 5 .venv/bin/python benchmarks/proxy_fidelity.py --jobs=2 \
         --out=runs/proxy_fidelity.jsonl
@@ -114,6 +114,9 @@ def main() -> int:
     )
     parser.add_argument("--jobs", type=int, default=1, help="child processes")
     parser.add_argument("--shard", default="0/1", help="i/N: train every N-th")
+    parser.add_argument(
+        "--runs", default=None, help="train only these runs (e.g. seed1,long)"
+    )
     parser.add_argument("--report_only", action="store_true")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -154,7 +157,8 @@ def main() -> int:
     archs = architectures(args.samples)
     done = _done(args.out)
     header = {"dataset": args.dataset, "validation": data.num_validation}
-    tasks = [(run, name, spec) for run in runs for name, spec in archs]
+    chosen = args.runs.split(",") if args.runs else list(runs)
+    tasks = [(run, name, spec) for run in chosen for name, spec in archs]
     for index, (run, name, spec) in enumerate(tasks):
         trainer = runs[run]
         if args.report_only or index % num_shards != shard:
@@ -223,14 +227,20 @@ def report(
             f"{first} vs {second}: Spearman {rho:.3f}  Kendall {tau:.3f}  "
             f"(n={int(ok.sum())})"
         )
+    is_preset = np.array([name in PRESETS for name, _ in archs])
     for run, x in zip(runs, (a, b, c)):
-        x = x[np.isfinite(x)]
-        if len(x):
-            print(
-                f"{run}: accuracy min {x.min():.4f}  median {np.median(x):.4f}  "
-                f"max {x.max():.4f}  spread {x.max() - x.min():.4f}  "
-                f"std {x.std():.4f}  >= 0.95: {np.mean(x >= 0.95):.0%}"
-            )
+        ok = np.isfinite(x)
+        if not ok.any():
+            continue
+        done_x = x[ok]
+        presets, sampled = x[ok & is_preset], x[ok & ~is_preset]
+        print(
+            f"{run}: accuracy min {done_x.min():.4f}  median "
+            f"{np.median(done_x):.4f}  max {done_x.max():.4f}  spread "
+            f"{done_x.max() - done_x.min():.4f}  std {done_x.std():.4f}; "
+            f">= 0.95: presets {int(np.sum(presets >= 0.95))}/{len(presets)}, "
+            f"sampled {int(np.sum(sampled >= 0.95))}/{len(sampled)}"
+        )
     noise = np.abs(a - b)
     noise = noise[np.isfinite(noise)]
     if len(noise):

@@ -4,8 +4,10 @@ docs/proxy.md).
 
     .venv/bin/python benchmarks/proxy_recipe.py TAG ARCHS CONFIGS [--out=F]
 
-ARCHS is a comma-separated list of presets and sample indices (``3`` is
-``MNASNET_SPACE.decode(MNASNET_SPACE.sample(3))``); CONFIGS a JSON list of
+ARCHS is a comma-separated list of presets, sample indices (``3`` is
+``MNASNET_SPACE.decode(MNASNET_SPACE.sample(3))``) and ``plain-cnn`` (three
+conv-BN-ReLU-maxpool stages of 32/64/128 filters: a reference that is not a
+MnasNet); CONFIGS a JSON list of
 ``{"name", "data": DataConfig kwargs, "trainer": TrainerConfig kwargs,
 "seed", "both_eval"}`` (``both_eval`` also scores after re-estimating the
 batch-norm statistics on 512 training images). Each record holds the
@@ -19,6 +21,20 @@ import argparse
 import json
 import os
 import time
+
+
+def plain_cnn(image_shape, num_classes):
+    import keras
+
+    inputs = keras.Input(image_shape)
+    x = inputs
+    for filters in (32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.MaxPooling2D()(keras.layers.ReLU()(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
 
 
 def main() -> None:
@@ -50,17 +66,18 @@ def main() -> None:
         if key != data_key:
             data_key, data = key, load_proxy_data(DataConfig(**config.get("data", {})))
         for arch in archs:
-            if isinstance(arch, int):
-                spec, name = (
-                    MNASNET_SPACE.decode(MNASNET_SPACE.sample(arch)),
-                    f"s{arch}",
-                )
-            else:
-                spec, name = get_preset(arch), arch
             seed = config.get("seed", 0)
             keras.utils.set_random_seed(seed)
             cpu, wall = time.process_time(), time.perf_counter()
-            model = build_model(spec, data.image_shape, data.num_classes)
+            if arch == "plain-cnn":
+                name, model = arch, plain_cnn(data.image_shape, data.num_classes)
+            else:
+                if isinstance(arch, int):
+                    spec = MNASNET_SPACE.decode(MNASNET_SPACE.sample(arch))
+                    name = f"s{arch}"
+                else:
+                    spec, name = get_preset(arch), arch
+                model = build_model(spec, data.image_shape, data.num_classes)
             build_s = time.perf_counter() - wall
             trainer = TrainerConfig(**{**config.get("trainer", {}), "seed": seed})
             record = {"tag": args.tag, "cfg": config.get("name"), "arch": name}

@@ -62,7 +62,8 @@ def define_training_data_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "dataset",
         "digits",
         "Training data: 'digits' (embedded, from scikit-learn), "
-        "'cluttered_digits' (embedded, generated from them; harder, "
+        "'cluttered_digits' (embedded, generated from them; much harder: "
+        "MnasNet-sized nets need far more than the default proxy epochs, "
         "docs/proxy.md), a tensorflow-datasets name (imagenet2012), or "
         "'folder:PATH' for class-named image folders.",
         flag_values=flag_values,

@@ -13,7 +13,9 @@ Sources, chosen by ``DataConfig.dataset``:
 * ``'cluttered_digits'`` (embedded, harder): 5,391 32x32 canvases generated
   deterministically from those digits by ``mnas.train.cluttered`` (random
   position, scale, rotation and contrast, distractor fragments of other
-  digits, noise); for ranking candidates once the plain digits saturate.
+  digits, noise); harder than the plain digits, which saturate, but too
+  hard for a MnasNet-sized net within the default proxy budget
+  (docs/proxy.md measures both).
 * ``'folder:<path>'``: a directory of class-named image folders, read through
   tfds' ``ImageFolder`` builder. Both ``<path>/<class>/<image>`` and the
   builder's own ``<path>/train/<class>/<image>`` layouts are accepted; only
