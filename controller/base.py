@@ -299,6 +299,11 @@ class Controller(abc.ABC):
         return {}
 
     def _check_actions(self, actions: Sequence[int]) -> tuple[int, ...]:
+        if isinstance(actions, str | bytes | bytearray | memoryview):
+            # Their items are characters or bytes, never the caller's actions.
+            raise ValueError(
+                f"actions must be a sequence of integers, got {type(actions).__name__}"
+            )
         actions = tuple(operator.index(a) for a in actions)
         if len(actions) != len(self._decisions):
             raise ValueError(

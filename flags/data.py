@@ -34,6 +34,8 @@ MAX_BATCH_SIZE = 65_536
 MAX_EXAMPLES = 2**31
 MAX_SEED = 2**32 - 1
 MAX_PATH_LENGTH = 4096
+#: The proxy recipe's epochs (TrainerConfig's default; docs/proxy.md).
+PROXY_EPOCHS = 6
 
 
 @defines("data_dir")
@@ -59,15 +61,16 @@ def define_training_data_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_string(
         "dataset",
         "digits",
-        "Training data: 'digits' (embedded, from scikit-learn), a "
-        "tensorflow-datasets name (imagenet2012), or 'folder:PATH' for "
-        "class-named image folders.",
+        "Training data: 'digits' (embedded, from scikit-learn), "
+        "'cluttered_digits' (embedded, generated from them; harder, "
+        "docs/proxy.md), a tensorflow-datasets name (imagenet2012), or "
+        "'folder:PATH' for class-named image folders.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "batch_size",
         None,
-        "Training batch size; default: the trainer's (16 on the proxy task, "
+        "Training batch size; default: the trainer's (64 on the proxy task, "
         "1024 for mnas-train's official recipe).",
         flag_values=flag_values,
     )
@@ -85,7 +88,10 @@ def define_proxy_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "proxy_epochs", 4, "Proxy training epochs.", flag_values=flag_values
+        "proxy_epochs",
+        PROXY_EPOCHS,
+        "Proxy training epochs (the first is a learning-rate warm-up).",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "learning_rate",

@@ -7,6 +7,7 @@ groups, defined along with them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -32,6 +33,7 @@ from mnas.flags.data import (
 from mnas.flags.latency import (
     define_deployment_resolution_flag,
     deployment_resolution_from_flags,
+    for_search,
 )
 from mnas.flags.lut import define_latency_source_flag
 from mnas.flags.reward import define_reward_flags, reward_config_from_flags
@@ -51,6 +53,10 @@ EXECUTORS = ("local", "ray")  # as mnas.search.config (imported lazily)
 MAX_TRIALS = 1_000_000
 MAX_WORKERS = 256
 MAX_TRIAL_RETRIES = 100
+#: Bounds of --target_ratio (a candidate 100x faster or slower than the
+#: reference is outside any sensible search).
+MIN_TARGET_RATIO = 0.01
+MAX_TARGET_RATIO = 100.0
 
 
 @defines("num_trials")
@@ -110,6 +116,17 @@ def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         flag_values=flag_values,
     )
     define_executor_flags(flag_values)
+    flags.DEFINE_float(
+        "target_ratio",
+        None,
+        "Reward target as a latency ratio to the reference model (default "
+        "MobileNetV2 1.0 at --deployment_resolution, --latency_reference) timed "
+        "in the same rounds as each candidate: 1.0 is 'as fast as MobileNetV2 "
+        "here', which survives a change of machine speed. Replaces --target_ms "
+        "(the reward's T is 1 and LAT the ratio over this); needs "
+        "--latency=measured.",
+        flag_values=flag_values,
+    )
     define_shared_flags(flag_values)
     flags.DEFINE_float(
         "outputs_interval_s",
@@ -359,6 +376,21 @@ def search_config_from_flags(
     executor = executor_fields_from_flags(flag_values)
     evaluation = shared_fields_from_flags(flag_values)
     latency_mode = shared_default(flag_values, "latency")
+    reward = reward_config_from_flags(
+        flag_values, kind=shared_default(flag_values, "reward")
+    )
+    target_ratio = flag_values.target_ratio
+    if target_ratio is not None:
+        check_finite(flag_values, "target_ratio")
+        check_range("target_ratio", target_ratio, MIN_TARGET_RATIO, MAX_TARGET_RATIO)
+        if latency_mode != "measured":
+            raise FlagError(
+                "--target_ratio needs --latency=measured (the lookup table predicts "
+                f"ms, not a ratio to a reference); got --latency={latency_mode}"
+            )
+        reward = dataclasses.replace(reward, target_ratio=target_ratio)
+    resolution = deployment_resolution_from_flags(flag_values)
+    latency = for_search(flag_values, latency, resolution, target_ratio is not None)
     work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
     data = data_config_from_flags(flag_values)
     trainer = trainer_config_from_flags(flag_values)
@@ -378,12 +410,10 @@ def search_config_from_flags(
         space=flag_values.search_space,
         controller_kind=flag_values.controller,
         controller=controller,
-        reward=reward_config_from_flags(
-            flag_values, kind=shared_default(flag_values, "reward")
-        ),
+        reward=reward,
         data=data,
         trainer=trainer,
-        deployment_resolution=deployment_resolution_from_flags(flag_values),
+        deployment_resolution=resolution,
         latency=latency,
         latency_mode=latency_mode,
         lut_path=lut_path if latency_mode != "measured" else None,

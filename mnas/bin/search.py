@@ -91,8 +91,8 @@ def main(argv: list[str]) -> int:
         f"mnas-search: {config.num_trials} trials, dataset {config.data.dataset} "
         f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "
         f"classes, {config.data.resolution}px), latency on {latency.backend} at "
-        f"{config.deployment_resolution}px, {config.reward.kind} reward, target "
-        f"{config.reward.target_ms:g} ms, work dir {config.work_dir}",
+        f"{config.deployment_resolution}px, {config.reward.kind} reward, "
+        f"{config.reward.describe_target()}, work dir {config.work_dir}",
         flush=True,
     )
     pool = make_executor(

@@ -46,6 +46,21 @@ RESUMABLE_FIELDS = frozenset(
         "ray_address",
         "trial_resources",
         "trial_retries",
+        # How precisely latency is measured, not what: the backend and the
+        # reference (latency.reference*) must stay.
+        *(
+            f"latency.{name}"
+            for name in (
+                "adaptive",
+                "target_precision",
+                "confidence",
+                "min_rounds",
+                "max_rounds",
+                "max_measure_s",
+                "remeasures",
+                "ratio_precision",
+            )
+        ),
     }
 )
 
@@ -198,6 +213,22 @@ class SearchConfig:
                 "one with `mnas-latency --build_lut`"
             )
         self._check_executor()
+        self._check_ratio()
+
+    def _check_ratio(self) -> None:
+        """A reward on the latency ratio needs a reference timed with every
+        candidate, which only measured latency has."""
+        if self.reward.target_ratio is None:
+            return
+        if self.latency_mode != "measured":
+            raise SearchConfigError(
+                "a target ratio needs latency mode 'measured' (the lookup table "
+                f"predicts ms, not a ratio), got {self.latency_mode!r}"
+            )
+        if self.latency.reference is None:
+            raise SearchConfigError(
+                "a target ratio needs a reference model (latency.reference)"
+            )
 
     def _check_executor(self) -> None:
         object.__setattr__(

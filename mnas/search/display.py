@@ -15,6 +15,7 @@ from mnas.io.progress import Progress
 from mnas.io.tables import format_table
 from mnas.model.cost import compute_stats
 from mnas.search.callbacks import Callback
+from mnas.search.scoring import latency_note
 from mnas.search.trial import TrialRecord
 from mnas.search_space import ArchSpec
 
@@ -24,7 +25,8 @@ def trial_line(record: TrialRecord, best: TrialRecord | None) -> str:
     if record.status == "COMPLETED":
         text = (
             f"trial {record.trial_id}: acc {record.accuracy:.3f} "
-            f"lat {record.latency_ms:.2f} ms reward {record.reward:.4f}"
+            f"lat {record.latency_ms:.2f} ms{latency_note(record.latency)} "
+            f"reward {record.reward:.4f}"
         )
     else:
         text = f"trial {record.trial_id}: FAILED"

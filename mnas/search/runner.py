@@ -282,7 +282,13 @@ class Search:
             self.work_dir.release()
             raise
         self.scorer = LatencyScorer(
-            config.latency_mode, backend, predictor, config.deployment_resolution
+            config.latency_mode,
+            backend,
+            predictor,
+            config.deployment_resolution,
+            remeasures=config.latency.remeasures if config.latency.adaptive else 0,
+            require_ratio=config.reward.target_ratio is not None,
+            log=self.log,
         )
         self.search_outputs = SearchOutputs(
             self.outputs, config, self.space, self.journal
@@ -366,18 +372,17 @@ class Search:
                     for callback in self.callbacks:
                         callback.on_trial_begin(record)
                 outcomes = self.pool.poll(1.0)
-                latencies = self.scorer.score(
+                settled = self.scorer.settle(  # unstable latencies wait: scoring.py
                     outcomes,
                     {
                         o.trial_id: self.space.decode(in_flight[o.trial_id].actions)
                         for o in outcomes
                     },
+                    in_flight,
                 )
-                for outcome in outcomes:
+                for outcome, latency in settled:
                     record = in_flight.pop(outcome.trial_id)
-                    record = self._finish(
-                        record, outcome, latencies.get(outcome.trial_id)
-                    )
+                    record = self._finish(record, outcome, latency)
                     finished += 1
                     streak.add(record)
                     ranked = rank_trials(self.oracle.latest().values())
@@ -463,7 +468,9 @@ class Search:
                 f"invalid measurement: accuracy={accuracy}, latency={latency_ms} ms",
                 timings,
             )
-        reward = compute_reward(accuracy, latency_ms, self.config.reward)
+        reward = compute_reward(
+            accuracy, latency_ms, self.config.reward, ratio=latency.ratio
+        )
         predicted = self.scorer.predicted
         measured = latency.result
         completed = record.replace(

@@ -13,9 +13,9 @@ from mnas.flags.data import (
 )
 
 
-def test_defaults_match_the_kwargs_runs_already_recorded(parse):
-    """Without --batch_size / --learning_rate the kwargs are exactly those a
-    search wrote to config.json before those flags existed (resume works)."""
+def test_defaults_leave_the_recipe_to_the_configs(parse):
+    """Without --batch_size / --learning_rate the kwargs name only what the
+    flags own, so the proxy recipe's other values come from the configs."""
     flag_values = parse(define_proxy_flags)
     assert proxy_data_kwargs(flag_values) == {
         "dataset": "digits",
@@ -26,7 +26,7 @@ def test_defaults_match_the_kwargs_runs_already_recorded(parse):
         "max_train_examples": None,
         "seed": 0,
     }
-    assert proxy_trainer_kwargs(flag_values) == {"epochs": 4}
+    assert proxy_trainer_kwargs(flag_values) == {"epochs": 6}
 
 
 def test_given_values_reach_the_configs(parse):
@@ -119,3 +119,4 @@ def test_flag_bounds_are_the_configs_bounds():
     assert data_flags.MAX_SEED == data.MAX_SEED
     assert data_flags.MAX_PATH_LENGTH == data.MAX_PATH_LENGTH
     assert data_flags.MAX_EPOCHS == proxy.MAX_EPOCHS
+    assert proxy.TrainerConfig().epochs == data_flags.PROXY_EPOCHS

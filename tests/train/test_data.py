@@ -162,7 +162,9 @@ def test_without_augmentation_batches_are_the_scaled_images():
 
 def test_augmentation_moves_pixels_but_keeps_range():
     plain = load_proxy_data(DataConfig(resolution=16, augment=False))
-    augmented = load_proxy_data(DataConfig(resolution=16, random_flip=True))
+    augmented = load_proxy_data(
+        DataConfig(resolution=16, augment=True, random_flip=True)
+    )
     x_plain, y_plain = next(iter(plain.train))
     x_aug, y_aug = next(iter(augmented.train))
     np.testing.assert_array_equal(y_plain, y_aug)  # Same shuffle, same examples.
@@ -189,6 +191,40 @@ def test_representative_images_are_model_inputs(digits):
     images = digits.representative_images(5)
     assert images.shape == (5, 16, 16, 3) and images.dtype == np.float32
     np.testing.assert_allclose(images, digits.train_images[:5] / 127.5 - 1.0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Embedded cluttered digits.
+
+
+def test_cluttered_digits_load_with_documented_size_and_a_split_by_source_digit():
+    data = load_proxy_data(DataConfig(dataset="cluttered_digits"))
+    assert data.description == "cluttered digits (generated from sklearn digits)"
+    assert data.class_names == tuple(str(i) for i in range(10))
+    assert data.num_train + data.num_validation == 3 * DIGITS_TOTAL
+    assert data.num_validation == round(3 * DIGITS_TOTAL * 0.2)
+    assert data.train_images.shape == (data.num_train, 32, 32, 3)
+    # Images are ordered variant-major: index % 1797 is the source digit.
+    train_sources = set(data.train_indices % DIGITS_TOTAL)
+    val_sources = set(data.validation_indices % DIGITS_TOTAL)
+    assert len(train_sources & val_sources) <= 1  # Only where the boundary cuts.
+    again = load_proxy_data(DataConfig(dataset="cluttered_digits"))
+    np.testing.assert_array_equal(again.validation_images, data.validation_images)
+
+
+def test_grouped_split_keeps_groups_together_and_is_seeded():
+    groups = np.repeat(np.arange(10), 3)
+    order = data_lib._split_order(30, groups, seed=0)
+    assert sorted(order) == list(range(30))
+    runs = groups[order].reshape(10, 3)  # Consecutive triples share a group.
+    assert all(len(set(run)) == 1 for run in runs)
+    np.testing.assert_array_equal(order, data_lib._split_order(30, groups, seed=0))
+    assert not np.array_equal(order, data_lib._split_order(30, groups, seed=1))
+    # Without groups: a plain seeded permutation.
+    np.testing.assert_array_equal(
+        data_lib._split_order(30, None, seed=3),
+        np.random.default_rng(3).permutation(30),
+    )
 
 
 @pytest.mark.parametrize(
@@ -387,8 +423,9 @@ def test_unknown_tfds_name(tmp_path):
     with pytest.raises(UnknownDatasetError) as err:
         load_proxy_data(DataConfig(dataset="zzqx_no_such_set", data_dir=str(tmp_path)))
     assert str(err.value) == (
-        "unknown dataset 'zzqx_no_such_set': it is not the embedded default "
-        "'digits', not 'folder:<path>', and not a tensorflow-datasets name"
+        "unknown dataset 'zzqx_no_such_set': it is not an embedded one ('digits', "
+        "'cluttered_digits'), not 'folder:<path>', and not a tensorflow-datasets "
+        "name"
     )
 
 
