@@ -149,26 +149,38 @@ def report(search, clock: _Clock, total: float, fill, predictor, args) -> None:
     wall = (steady[-1][0] - steady[0][0]) / max(1, count)
     cpu = (steady[-1][1] - steady[0][1]) / max(1, count)
     shared_wall = marks[-1][0] - marks[0][0]
-    print(f"architectures: {len(records)} in {shared_wall:.0f} s of shared phase "
-          f"({len(records) / shared_wall:.2f} arch/s overall); whole run {total:.0f} s")
+    print(
+        f"architectures: {len(records)} in {shared_wall:.0f} s of shared phase "
+        f"({len(records) / shared_wall:.2f} arch/s overall); whole run {total:.0f} s"
+    )
     print(f"first trial (supernet build is before it): {first_wall:.1f} s")
-    print(f"steady state (trials {half}..{len(marks) - 1}): {wall:.3f} s/arch wall, "
-          f"{cpu:.3f} s/arch CPU of this process")
+    print(
+        f"steady state (trials {half}..{len(marks) - 1}): {wall:.3f} s/arch wall, "
+        f"{cpu:.3f} s/arch CPU of this process"
+    )
     tail = records[len(records) // 2 :]
     print("\nper-step medians over the steady state (s):")
     for key in STEPS:
         values = [r.timings.get(key, 0.0) for r in tail]
-        print(f"  {key[:-2]:8s} {statistics.median(values):.4f}  "
-              f"(mean {statistics.fmean(values):.4f})")
+        print(
+            f"  {key[:-2]:8s} {statistics.median(values):.4f}  "
+            f"(mean {statistics.fmean(values):.4f})"
+        )
     total_step = [sum(r.timings.get(k, 0.0) for k in STEPS) for r in tail]
-    print(f"  {'sum':8s} {statistics.median(total_step):.4f}  "
-          f"(mean {statistics.fmean(total_step):.4f})")
+    print(
+        f"  {'sum':8s} {statistics.median(total_step):.4f}  "
+        f"(mean {statistics.fmean(total_step):.4f})"
+    )
     if fill is not None:
-        print(f"\nlookup table {fill.path}: {fill.initial_entries} entries at the "
-              f"start, {len(predictor.table)} at the end")
+        print(
+            f"\nlookup table {fill.path}: {fill.initial_entries} entries at the "
+            f"start, {len(predictor.table)} at the end"
+        )
     load = os.getloadavg()
-    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        f"on {os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":

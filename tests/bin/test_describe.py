@@ -75,10 +75,7 @@ def test_a_scaled_model_is_described(cli):
     result = cli.run("--arch=mnasnet-a1", "--width_multiplier=1.4")
     assert result.returncode == 0, result.stderr
     assert "width x1.4" in result.stdout
-    assert result.stdout.rstrip().endswith(
-        "parameters: 6.152M   multiply-adds: 587.2M"
-    )
-
+    assert result.stdout.rstrip().endswith("parameters: 6.152M   multiply-adds: 587.2M")
 
 
 def test_a_network_too_large_to_build_is_refused_from_the_spec_alone(cli):

@@ -15,4 +15,3 @@ def test_describe_has_one_row_per_layer_of_the_stats_and_their_totals():
     ]
     assert lines[-2].split() == ["total", "3,920,526", f"{stats.macs:,}"]
     assert lines[-1] == "parameters: 3.921M   multiply-adds: 312.2M"
-

@@ -10,6 +10,7 @@ import pytest
 from mnas.latency import LatencyConfig, LatencyError
 from mnas.latency.backends.benchmark_model import LocalBenchmarkModelBackend
 from mnas.latency.backends.host import HostBackend
+from mnas.latency.measure.adaptive import AdaptiveBackend
 from mnas.latency.pool import DevicePool
 from mnas.search import SearchConfig
 from mnas.search.workers import executors, ray_executor, ray_latency
@@ -80,7 +81,8 @@ def test_one_local_latency_device_is_one_backend_with_the_configs_settings(tmp_p
         SearchConfig(work_dir=str(tmp_path), latency=LatencyConfig(num_threads=2)),
         log=pytest.fail,
     )
-    assert isinstance(host, HostBackend)
+    # The search measures adaptively (re-measuring noisy results) by default.
+    assert isinstance(host, AdaptiveBackend) and isinstance(host.backend, HostBackend)
     assert host.fingerprint().num_threads == 2
 
 
@@ -121,8 +123,10 @@ def _phones_config(tmp_path, farm) -> SearchConfig:
 def test_several_serials_make_a_device_pool_of_one_backend_each(tmp_path, farm):
     pool = executors.make_latency_backend(_phones_config(tmp_path, farm))
     assert isinstance(pool, DevicePool)
-    assert [b.adb.requested_serial for b in pool.backends] == ["SER1", "SER2"]
-    assert not any(isinstance(b, LocalBenchmarkModelBackend) for b in pool.backends)
+    assert all(isinstance(b, AdaptiveBackend) for b in pool.backends)
+    phones = [b.backend for b in pool.backends]
+    assert [b.adb.requested_serial for b in phones] == ["SER1", "SER2"]
+    assert not any(isinstance(b, LocalBenchmarkModelBackend) for b in phones)
 
 
 def test_an_unplugged_phone_of_the_pool_fails_before_any_training(tmp_path, farm):

@@ -35,8 +35,13 @@ PHONE_MEAN_MS = 7.0332  # the fake benchmark_model's "Inference (avg)"
 
 
 def _phone_latency(farm) -> LatencyConfig:
+    # One plain round per model: these tests are about which phone times what
+    # and when; adaptive rounds are tested in tests/latency/measure.
     return LatencyConfig(
-        backend="benchmark_model", benchmark_model=farm["binary"], android=True
+        backend="benchmark_model",
+        benchmark_model=farm["binary"],
+        android=True,
+        adaptive=False,
     )
 
 
