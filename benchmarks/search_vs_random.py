@@ -258,7 +258,8 @@ def _row(args, entry) -> None:
     finalists = ", ".join(f"{a:.3f} @ {ms:.2f}" for ms, a in sorted(points))
     print(
         f"| {entry['unit']} | {entry.get('architectures', '-')} | {rewards} | "
-        f"{finalists} | {max(under) if under else '-'} | {_hv(args, entry):.3f} |"
+        f"{finalists} | {f'{max(under):.3f}' if under else '-'} | "
+        f"{_hv(args, entry):.3f} |"
     )
 
 

@@ -163,3 +163,43 @@ def test_bad_target_ratio(parse, args, message):
             flag_values, latency_config_from_flags(flag_values), None
         )
     assert str(info.value) == message
+
+
+def test_shared_evaluation_has_its_own_defaults_that_flags_override(parse):
+    from mnas.search import SharedConfig
+
+    config = search_config_from_flags(
+        parse(define_search_flags, "--work_dir=w", "--evaluation=shared"),
+        LatencyConfig(),
+        "/t.jsonl",
+    )
+    assert (config.evaluation, config.reward.kind, config.latency_mode) == (
+        "shared",
+        "absolute",
+        "verified",
+    )
+    assert (config.num_trials, config.time_budget_s) == (1000, None)
+    assert config.shared == SharedConfig()
+    config = search_config_from_flags(
+        parse(
+            define_search_flags,
+            "--work_dir=w",
+            "--evaluation=shared",
+            "--reward=soft",
+            "--latency=predicted",
+            "--num_trials=50",
+            "--time_budget_s=600",
+            "--shared_batch_size=16",
+            "--shared_resolution=0",
+            "--rl_delay=0.5",
+        ),
+        LatencyConfig(),
+        "/t.jsonl",
+    )
+    assert (config.reward.kind, config.latency_mode, config.num_trials) == (
+        "soft",
+        "predicted",
+        50,
+    )
+    assert config.time_budget_s == 600.0
+    assert config.shared == SharedConfig(batch_size=16, resolution=None, rl_delay=0.5)

@@ -52,8 +52,8 @@ class SharedConfig:
         proxy images are resized to it once; None keeps the proxy data's).
         The standalone verification trains at the proxy data's own. 16 by
         default: the embedded digits are 8x8 scans (upsampled to 32 by the
-        proxy data), and a step at 16 px computes a quarter of one at 32
-        (docs/shared_evaluation.md).
+        proxy data), and a step at 16 px has a quarter of the pixels of one
+        at 32 (docs/shared_evaluation.md).
       batch_size: training images per weight step (one step per architecture).
       eval_batch_size: held-out images the sampled path is scored on (TuNAS
         uses 4x the training batch; the held-out split of the embedded digits

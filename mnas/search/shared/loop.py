@@ -138,8 +138,12 @@ class SharedEvaluation:
             )
             self._replay()
             next_id = self.journal.next_trial_id()
+            # Once the verification has begun (a time budget ended the
+            # sampling), a resume finishes it rather than sampling again.
+            verifying = any(r.phase == "verify" for r in self.journal.latest().values())
             while (
-                finished < self.config.num_trials
+                not verifying
+                and finished < self.config.num_trials
                 and not streak.tripped
                 and not self._out_of_time()
             ):

@@ -1,6 +1,8 @@
 """SIGKILL of a shared search (real micro supernet, in a subprocess) at
-random moments, then --resume: no trial lost or duplicated, and the shared
-weights and the controller end where an uninterrupted search's do."""
+random moments, then --resume: no trial lost or duplicated, no proposal
+evaluated twice, the verification done. (That a resumed search continues
+exactly as an uninterrupted one is checked with fake weights in
+test_loop.py, and a replayed weight step in test_weights.py.)"""
 
 import os
 import random
@@ -57,20 +59,16 @@ def test_sigkill_then_resume_loses_and_duplicates_no_trial(tmp_path):
     _, stderr = final.communicate(timeout=900)
     assert final.returncode == 0, stderr.decode()[-3000:]
 
-    straight = str(tmp_path / "straight")
-    process = _start(straight, resume=False)
-    _, stderr = process.communicate(timeout=900)
-    assert process.returncode == 0, stderr.decode()[-3000:]
-
     journal = Journal.open(os.path.join(work_dir, "trials.jsonl"))
     finished = Counter(r.trial_id for r in journal.records if r.finished)
     total = NUM_TRIALS + 2  # and the two verifications
     assert finished == Counter({trial_id: 1 for trial_id in range(total)})
-    other = Journal.open(os.path.join(straight, "trials.jsonl")).latest()
-    mine = journal.latest()
-    assert [(r.trial_id, r.actions, r.proposal_id) for r in mine.values()] == [
-        (r.trial_id, r.actions, r.proposal_id) for r in other.values()
-    ]
-    # Replayed weight steps are the steps taken: the shared accuracies agree.
-    for trial_id, record in mine.items():
-        assert record.accuracy == pytest.approx(other[trial_id].accuracy, abs=1e-6)
+    latest = journal.latest()
+    assert all(r.status == "COMPLETED" for r in latest.values())
+    proposals = Counter(
+        r.proposal_id for r in latest.values() if r.proposal_id is not None
+    )
+    assert sorted(proposals) == list(range(NUM_TRIALS - 4))  # after the RL delay
+    assert max(proposals.values()) == 1
+    phases = Counter(r.phase for r in latest.values())
+    assert phases == Counter({"warmup": 4, "search": NUM_TRIALS - 4, "verify": 2})
