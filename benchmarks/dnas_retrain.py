@@ -10,8 +10,10 @@ not rest on one training run:
         --recipe=adam --seeds=0,1
 
 ``--recipe=defaults`` uses ``TrainerConfig()`` and ``DataConfig()`` as they
-are; ``--recipe=adam`` is the proxy recipe measured in docs/proxy.md (Adam at
-0.01, cosine with one warm-up epoch, batch 64, 6 epochs) passed explicitly.
+are; ``--recipe=adam`` passes the proxy recipe's core explicitly (Adam at
+0.01, cosine with one warm-up epoch, batch 64, 6 epochs; the rest as
+main's defaults: augmentation, label smoothing 0.1, weight decay 1e-5);
+``--recipe=adam-plain`` also drops those three, as h-proxy's recipe does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ RECIPES = {
     "adam": (
         {"optimizer": "adam", "learning_rate": 0.01, "epochs": 6, "warmup_epochs": 1},
         {"batch_size": 64},
+    ),
+    # The same, closer to h-proxy's recipe (docs/proxy.md): no augmentation,
+    # no label smoothing, no weight decay.
+    "adam-plain": (
+        {
+            "optimizer": "adam",
+            "learning_rate": 0.01,
+            "epochs": 6,
+            "warmup_epochs": 1,
+            "label_smoothing": 0.0,
+            "weight_decay": 0.0,
+        },
+        {"batch_size": 64, "augment": False},
     ),
 }
 
