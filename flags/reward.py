@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnas.flags.common import FLAGS, check_finite, defines
-from mnas.search import REWARD_KINDS, RewardConfig
+from mnas.flags.common import FLAGS, check_finite, check_range, defines
+from mnas.search import MAX_EXPONENT, REWARD_KINDS, RewardConfig
 
 #: The reward's target in ms: suits the host backend (MnasNet-A1 runs in
 #: about 7 ms there); the paper used 75 ms on a Pixel 1.
@@ -49,6 +49,9 @@ def reward_config_from_flags(
 ) -> RewardConfig:
     """``kind`` overrides --reward (a binary's own default for it)."""
     check_finite(flag_values, "target_ms", "reward_alpha", "reward_beta")
+    for name in ("reward_alpha", "reward_beta"):
+        if flag_values[name].value is not None:
+            check_range(name, flag_values[name].value, -MAX_EXPONENT, MAX_EXPONENT)
     return RewardConfig(
         kind=kind or flag_values.reward,
         target_ms=flag_values.target_ms,

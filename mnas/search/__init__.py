@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "REWARD_KINDS": ".reward",
+        "MAX_EXPONENT": ".reward",
         "RewardConfig": ".reward",
         "compute_reward": ".reward",
         "LATENCY_MODES": ".config",

@@ -189,8 +189,8 @@ TARGETS: dict[str, Target] = {
         reward_config_from_flags,
         (
             Flag("target_ms", "float", _between(0.0, math.inf, True), ("target",)),
-            Flag("reward_alpha", "float", _between(-math.inf, math.inf)),
-            Flag("reward_beta", "float", _between(-math.inf, math.inf)),
+            Flag("reward_alpha", "float", _between(-10.0, 10.0)),
+            Flag("reward_beta", "float", _between(-10.0, 10.0)),
         ),
     ),
     "search": Target(
@@ -227,9 +227,21 @@ TARGETS: dict[str, Target] = {
                 ("search_warmup_epochs",),
                 independent=False,
             ),
-            Flag("search_warmup_epochs", "int", _between(0, 4), independent=False),
-            Flag("initial_temperature", "float", _between(0.0, math.inf, True)),
-            Flag("temperature_decay", "float", _between(0.0, math.inf)),
+            Flag("search_warmup_epochs", "int", _between(0, 5), independent=False),
+            # The temperature falls from initial to final (default 0.5).
+            Flag(
+                "initial_temperature",
+                "float",
+                _between(0.5, math.inf),
+                ("final_temperature",),
+            ),
+            Flag(
+                "final_temperature",
+                "float",
+                _between(0.0, 5.0, True),
+                ("initial_temperature",),
+            ),
+            Flag("theta_fraction", "float", _between(0.0, 1.0, True, True)),
             Flag("search_batch_size", "int", _between(1, 65536)),
             Flag("weight_learning_rate", "float", _between(0.0, math.inf, True)),
             Flag("theta_learning_rate", "float", _between(0.0, math.inf, True)),
