@@ -8,12 +8,14 @@ over ``--trials`` trials whose evaluation does nothing but return (and, with
 so every second the loop spends is the driver's or Ray's.
 
 The driver's phases are timed by wrapping them: *propose* (the oracle's
-next trial: controller sample, controller checkpoint, RUNNING record),
-*submit* (the Ray task), *collect* (``ray.get`` of a result and writing its
-model into the work directory), *finish* (COMPLETED record, feedback to the
-controller, checkpoint), *outputs* (the per-trial callbacks: best.json,
-pareto.png, TensorBoard, progress line) and *wait* (blocked in ``ray.wait``
-or idle: not overhead). Overhead per trial d = (wall time - wait) / trials;
+next trial: controller sample, RUNNING record), *checkpoint* (the controller
+checkpoint, saved once per controller update), *submit* (the Ray task),
+*collect* (``ray.get`` of a result and writing its model into the work
+directory), *finish* (COMPLETED record, feedback to the controller),
+*outputs* (best.json and pareto.png, written at most every
+``--outputs_every_s`` as ``mnas-search --outputs_interval_s`` does;
+TensorBoard, progress line) and *wait* (blocked in ``ray.wait`` or idle: not
+overhead). Overhead per trial d = (wall time - wait) / trials;
 a driver spending d per trial keeps T / d trials busy when one trial takes T
 seconds, and finishes at most 1 / d trials per second.
 
@@ -87,24 +89,6 @@ class PhaseTimer:
         for owner, name, original in reversed(self._wrapped):
             setattr(owner, name, original)
         self._wrapped.clear()
-
-
-def throttle_outputs(every_s: float) -> None:
-    """What the loop would gain by writing best.json and pareto.png at most
-    every ``every_s`` seconds instead of after every trial (the last write,
-    at the end of the search, stays)."""
-    from mnas.search import runner
-
-    original = runner.SearchOutputs.on_trial_end
-    last = [-float("inf")]
-
-    def on_trial_end(self, record, ranked):
-        now = time.monotonic()
-        if now - last[0] >= every_s:
-            last[0] = now
-            original(self, record, ranked)
-
-    runner.SearchOutputs.on_trial_end = on_trial_end
 
 
 def install(timer: PhaseTimer) -> None:
@@ -194,7 +178,12 @@ def executor_only(trials: int, model_bytes: int) -> tuple[float, float, int]:
 
 
 def run_search(
-    work_dir: str, trials: int, controller: str, model_bytes: int, timer: PhaseTimer
+    work_dir: str,
+    trials: int,
+    controller: str,
+    model_bytes: int,
+    timer: PhaseTimer,
+    outputs_every_s: float,
 ):
     from mnas.controller import ControllerConfig
     from mnas.search.config import SearchConfig
@@ -207,6 +196,7 @@ def run_search(
         controller_kind=controller,
         controller=ControllerConfig(batch_size=4),
         executor="ray",
+        outputs_interval_s=outputs_every_s,
     )
     target = functools.partial(no_op_trial, model_bytes=model_bytes)
     executor = RayExecutor(target, {"CPU": 1}, log=lambda line: None)
@@ -244,9 +234,9 @@ def main() -> None:
     parser.add_argument(
         "--outputs_every_s",
         type=float,
-        default=0.0,
-        help="write best.json/pareto.png at most this often (0: every trial, "
-        "as mnas-search does)",
+        default=15.0,
+        help="write best.json/pareto.png at most this often (mnas-search "
+        "--outputs_interval_s; 0: after every trial)",
     )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -255,8 +245,6 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     model_bytes = args.model_kib * 1024
-    if args.outputs_every_s:
-        throttle_outputs(args.outputs_every_s)
     node_counts = [int(n) for n in args.nodes.split(",")]
     controllers = args.controllers.split(",")
     cluster = Cluster(
@@ -279,7 +267,12 @@ def main() -> None:
                 timer = PhaseTimer()
                 work_dir = os.path.join(root, f"{controller}-{nodes}")
                 wall, slots = run_search(
-                    work_dir, args.trials, controller, model_bytes, timer
+                    work_dir,
+                    args.trials,
+                    controller,
+                    model_bytes,
+                    timer,
+                    args.outputs_every_s,
                 )
                 rows.append((nodes, slots, controller, wall, dict(timer.seconds)))
                 print(f"done: {nodes} node(s), {controller}", file=sys.stderr)

@@ -151,6 +151,11 @@ class Controller(abc.ABC):
         return self._num_updates
 
     @property
+    def num_proposed(self) -> int:
+        """Proposals handed out so far (the next proposal's id)."""
+        return self._next_id
+
+    @property
     def num_pending(self) -> int:
         """Proposals handed out that have neither a reward nor a failure yet."""
         return len(self._pending)
@@ -294,6 +299,11 @@ class Controller(abc.ABC):
         return {}
 
     def _check_actions(self, actions: Sequence[int]) -> tuple[int, ...]:
+        if isinstance(actions, str | bytes | bytearray | memoryview):
+            # Their items are characters or bytes, never the caller's actions.
+            raise ValueError(
+                f"actions must be a sequence of integers, got {type(actions).__name__}"
+            )
         actions = tuple(operator.index(a) for a in actions)
         if len(actions) != len(self._decisions):
             raise ValueError(

@@ -6,7 +6,12 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mnas.search_space import check_bool, check_int, check_real, shown_names
+from mnas.search_space.validation import (
+    check_bool,
+    check_fields,
+    check_int,
+    check_real,
+)
 
 # Seeds travel as int32 pairs through TF's stateless random ops.
 MAX_SEED = 2**31 - 1
@@ -132,10 +137,5 @@ class ControllerConfig:
             raise ControllerConfigError(
                 f"a controller config must be a mapping, got {type(values).__name__}"
             )
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = [key for key in values if key not in known]
-        if unknown:
-            raise ControllerConfigError(
-                f"unknown controller config keys: {shown_names(unknown)}"
-            )
+        check_fields(cls, values, "controller config keys", error=ControllerConfigError)
         return cls(**values)

@@ -13,10 +13,11 @@ import time
 
 from absl import flags
 
-from mnas.dnas import LOSSES, SHARINGS, DnasConfig
+from mnas.dnas import LOSSES, SHARINGS, WEIGHT_OPTIMIZERS, DnasConfig
 from mnas.flags.arch import define_search_space_flag
 from mnas.flags.common import (
     FLAGS,
+    FlagError,
     check_finite,
     check_positive,
     check_range,
@@ -54,8 +55,10 @@ FIELD_FLAGS = {
     "epochs": "search_epochs",
     "warmup_epochs": "search_warmup_epochs",
     "initial_temperature": "initial_temperature",
-    "temperature_decay": "temperature_decay",
+    "final_temperature": "final_temperature",
     "batch_size": "search_batch_size",
+    "theta_fraction": "theta_fraction",
+    "weight_optimizer": "weight_optimizer",
     "weight_learning_rate": "weight_learning_rate",
     "theta_learning_rate": "theta_learning_rate",
     "steps_per_epoch": "steps_per_epoch",
@@ -115,7 +118,7 @@ def define_dnas_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
     flags.DEFINE_integer(
         "search_epochs",
-        5,
+        6,
         "Search epochs (weights, then theta, each).",
         flag_values=flag_values,
     )
@@ -128,27 +131,42 @@ def define_dnas_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float(
         "initial_temperature",
         5.0,
-        "Gumbel-softmax temperature tau0.",
+        "Gumbel-softmax temperature at the first step.",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
-        "temperature_decay",
-        0.045,
-        "tau = tau0 * exp(-decay * epoch).",
+        "final_temperature",
+        0.5,
+        "Gumbel-softmax temperature at the last step (in (0, "
+        "initial_temperature]); it falls geometrically in between.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
-        "search_batch_size", 32, "Supernet batch size.", flag_values=flag_values
+        "search_batch_size", 64, "Supernet batch size.", flag_values=flag_values
+    )
+    flags.DEFINE_float(
+        "theta_fraction",
+        0.3,
+        "Share of the proxy training split that trains theta (the rest "
+        "trains the weights), in (0, 1).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "weight_optimizer",
+        "adam",
+        list(WEIGHT_OPTIMIZERS),
+        "Supernet weights' optimizer (one warm-up epoch, then cosine decay).",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "weight_learning_rate",
-        0.05,
-        "Supernet weights' SGD rate.",
+        0.01,
+        "Supernet weights' peak learning rate.",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
         "theta_learning_rate",
-        0.05,
+        0.2,
         "Architecture logits' Adam rate.",
         flag_values=flag_values,
     )
@@ -168,7 +186,8 @@ def dnas_config_from_flags(flag_values: flags.FlagValues) -> DnasConfig:
         "proxyless_lambda",
         "proxyless_target_ms",
         "initial_temperature",
-        "temperature_decay",
+        "final_temperature",
+        "theta_fraction",
         "weight_learning_rate",
         "theta_learning_rate",
     )
@@ -177,12 +196,23 @@ def dnas_config_from_flags(flag_values: flags.FlagValues) -> DnasConfig:
         "fbnet_alpha",
         "proxyless_target_ms",
         "initial_temperature",
+        "final_temperature",
         "weight_learning_rate",
         "theta_learning_rate",
         "steps_per_epoch",
     )
-    for name in ("fbnet_beta", "proxyless_lambda", "temperature_decay"):
+    for name in ("fbnet_beta", "proxyless_lambda"):
         check_range(name, flag_values[name].value, 0, math.inf)
+    check_range(
+        "final_temperature",
+        flag_values.final_temperature,
+        0,
+        flag_values.initial_temperature,
+    )
+    if not 0 < flag_values.theta_fraction < 1:
+        raise FlagError(
+            f"--theta_fraction must be in (0, 1), got {flag_values.theta_fraction}"
+        )
     check_range("search_epochs", flag_values.search_epochs, 1, MAX_EPOCHS)
     check_range(
         "search_warmup_epochs",
@@ -216,4 +246,5 @@ RENAMED = {
     "epochs": "search_epochs",
     "warmup_epochs": "search_warmup_epochs",
     "final_epochs": "proxy_epochs",
+    "temperature_decay": "final_temperature",
 }

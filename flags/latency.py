@@ -6,6 +6,7 @@ code works from that.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import flags
@@ -14,6 +15,9 @@ from mnas.flags.common import FLAGS, FlagError, check_range, defines
 from mnas.latency import (
     BACKENDS,
     DEFAULT_CACHE_PATH,
+    DEFAULT_MAX_MEASURE_S,
+    DEFAULT_PRECISION,
+    SEARCH_MEASUREMENT,
     LatencyBackend,
     LatencyConfig,
     backend_from_config,
@@ -100,6 +104,72 @@ def define_latency_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "the cached one).",
         flag_values=flag_values,
     )
+    define_adaptive_flags(flag_values)
+
+
+@defines("latency_adaptive")
+def define_adaptive_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """How precisely a latency is measured (docs/latency_uncertainty.md)."""
+    search = SEARCH_MEASUREMENT
+    flags.DEFINE_bool(
+        "latency_adaptive",
+        True,
+        "Time in interleaved rounds (a fresh interpreter or process each) until "
+        "the interval is within --latency_precision or --latency_max_seconds "
+        "passed; every result carries its interval and a stable flag, and "
+        "unstable ones are re-measured. --nolatency_adaptive: one plain round.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "latency_precision",
+        None,
+        "Target relative half-width of the latency interval; default "
+        f"{DEFAULT_PRECISION:g} (±{DEFAULT_PRECISION:.0%}) in mnas-latency and "
+        f"mnas-scale, {search['target_precision']:g} in mnas-search.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "latency_max_seconds",
+        None,
+        "Time cap of one model's adaptive measurement (a model that misses the "
+        f"precision by then is flagged unstable); default {DEFAULT_MAX_MEASURE_S:g} "
+        f"s in mnas-latency and mnas-scale, {search['max_measure_s']:g} s per "
+        "candidate in mnas-search.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "latency_confidence",
+        0.95,
+        "Confidence level of the latency interval.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "latency_min_rounds",
+        5,
+        "Rounds before an adaptive measurement may stop.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "latency_max_rounds",
+        40,
+        "Rounds after which an adaptive measurement stops regardless.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "latency_remeasures",
+        1,
+        "How often a search, --build_lut or a calibration measures a result "
+        "flagged unstable again, later, before using it flagged.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "latency_reference",
+        None,
+        "Preset timed interleaved with every model (e.g. mobilenet-v2), so "
+        "results also read as a ratio to it; mnas-search --target_ratio uses "
+        "mobilenet-v2 when this is unset.",
+        flag_values=flag_values,
+    )
 
 
 @defines("deployment_resolution")
@@ -155,6 +225,8 @@ def latency_config_from_flags(flag_values: flags.FlagValues) -> LatencyConfig:
                 f"{flag_values.cpus!r}"
             ) from None
     cache = flag_values.latency_cache
+    precision = flag_values.latency_precision
+    max_seconds = flag_values.latency_max_seconds
     return LatencyConfig(
         backend=flag_values.latency_backend,
         num_threads=flag_values.num_threads,
@@ -166,7 +238,46 @@ def latency_config_from_flags(flag_values: flags.FlagValues) -> LatencyConfig:
         cpus=cpus,
         cache_path=os.path.expanduser(cache) if cache else None,
         bypass_cache=flag_values.no_latency_cache,
+        adaptive=flag_values.latency_adaptive,
+        target_precision=DEFAULT_PRECISION if precision is None else precision,
+        confidence=flag_values.latency_confidence,
+        min_rounds=flag_values.latency_min_rounds,
+        max_rounds=flag_values.latency_max_rounds,
+        max_measure_s=DEFAULT_MAX_MEASURE_S if max_seconds is None else max_seconds,
+        remeasures=flag_values.latency_remeasures,
+        reference=flag_values.latency_reference or None,
     )
+
+
+def for_search(
+    flag_values: flags.FlagValues,
+    config: LatencyConfig,
+    resolution: int,
+    ratio: bool = False,
+) -> LatencyConfig:
+    """``config`` as a search measures: ``SEARCH_MEASUREMENT``'s precision
+    and time cap where their flags were not given, the reference at the
+    deployment ``resolution``; with ``ratio`` (a reward on the ratio) the
+    reference defaults to MobileNetV2 1.0 and the ratio's interval must meet
+    the precision too."""
+    changes: dict = {"reference_resolution": resolution}
+    for flag, field in (
+        ("latency_precision", "target_precision"),
+        ("latency_max_seconds", "max_measure_s"),
+    ):
+        if flag not in flag_values or flag_values[flag].value is None:
+            changes[field] = SEARCH_MEASUREMENT[field]
+    if ratio:
+        if not config.adaptive:
+            raise FlagError(
+                "--target_ratio needs adaptive latency (the reference is timed in "
+                "the same rounds as each candidate); drop --nolatency_adaptive"
+            )
+        changes["reference"] = config.reference or "mobilenet-v2"
+        changes["ratio_precision"] = changes.get(
+            "target_precision", config.target_precision
+        )
+    return dataclasses.replace(config, **changes)
 
 
 def backend_from_flags(flag_values: flags.FlagValues) -> LatencyBackend:

@@ -91,7 +91,10 @@ def define_lut_job_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "evaluate_predictor",
         False,
         "Sample --num_archs architectures, measure them whole and compare with "
-        "the predictor and a multiply-adds baseline.",
+        "the predictor and a multiply-adds baseline. Adaptive latency measures "
+        "every model twice, independently: a prediction inside the first "
+        "measurement's interval agrees, and the second measurement scored the "
+        "same way is the noise ceiling.",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -105,7 +108,9 @@ def define_lut_job_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "lut_rounds",
         2,
         "--build_lut measures every entry this many times, in full passes minutes "
-        "apart, and keeps each entry's fastest median (robust to bursts of load).",
+        "apart, and keeps each entry's fastest median (robust to bursts of load). "
+        "Adaptive latency also records each entry's interval and measures an "
+        "entry flagged unstable again after the pass (--latency_remeasures).",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -117,7 +122,8 @@ def define_lut_job_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer(
         "rounds",
         3,
-        "Interleaved timing rounds for whole models (median of round medians).",
+        "Interleaved timing rounds for whole models (median of round medians) "
+        "with --nolatency_adaptive; adaptive measurement chooses its own rounds.",
         flag_values=flag_values,
     )
 

@@ -44,10 +44,13 @@ def define_reward_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
 
 
-def reward_config_from_flags(flag_values: flags.FlagValues) -> RewardConfig:
+def reward_config_from_flags(
+    flag_values: flags.FlagValues, kind: str | None = None
+) -> RewardConfig:
+    """``kind`` overrides --reward (a binary's own default for it)."""
     check_finite(flag_values, "target_ms", "reward_alpha", "reward_beta")
     return RewardConfig(
-        kind=flag_values.reward,
+        kind=kind or flag_values.reward,
         target_ms=flag_values.target_ms,
         alpha=flag_values.reward_alpha,
         beta=flag_values.reward_beta,

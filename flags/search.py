@@ -7,6 +7,7 @@ groups, defined along with them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -32,16 +33,30 @@ from mnas.flags.data import (
 from mnas.flags.latency import (
     define_deployment_resolution_flag,
     deployment_resolution_from_flags,
+    for_search,
 )
 from mnas.flags.lut import define_latency_source_flag
 from mnas.flags.reward import define_reward_flags, reward_config_from_flags
 from mnas.latency import LatencyConfig
 
 CONTROLLERS = ("reinforce", "ppo", "random")
+EVALUATIONS = ("standalone", "shared")  # as mnas.search.config (imported lazily)
+#: --evaluation=shared's defaults where the flags are not given: TuNAS's
+#: reward, table latency with the top-k measured, 1,000 architectures
+#: (docs/shared_evaluation.md).
+SHARED_DEFAULTS = {
+    "reward": "absolute",
+    "latency": "verified",
+    "num_trials": 1000,
+}
 EXECUTORS = ("local", "ray")  # as mnas.search.config (imported lazily)
 MAX_TRIALS = 1_000_000
 MAX_WORKERS = 256
 MAX_TRIAL_RETRIES = 100
+#: Bounds of --target_ratio (a candidate 100x faster or slower than the
+#: reference is outside any sensible search).
+MIN_TARGET_RATIO = 0.01
+MAX_TARGET_RATIO = 100.0
 
 
 @defines("num_trials")
@@ -101,6 +116,25 @@ def define_search_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         flag_values=flag_values,
     )
     define_executor_flags(flag_values)
+    flags.DEFINE_float(
+        "target_ratio",
+        None,
+        "Reward target as a latency ratio to the reference model (default "
+        "MobileNetV2 1.0 at --deployment_resolution, --latency_reference) timed "
+        "in the same rounds as each candidate: 1.0 is 'as fast as MobileNetV2 "
+        "here', which survives a change of machine speed. Replaces --target_ms "
+        "(the reward's T is 1 and LAT the ratio over this); needs "
+        "--latency=measured.",
+        flag_values=flag_values,
+    )
+    define_shared_flags(flag_values)
+    flags.DEFINE_float(
+        "outputs_interval_s",
+        15.0,
+        "Rewrite best.json and pareto.png at most this often while the search "
+        "runs (and always at its end); 0: after every trial.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
         "max_consecutive_failures",
         5,
@@ -149,6 +183,127 @@ def define_executor_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "timed in the search process.",
         flag_values=flag_values,
     )
+
+
+def define_shared_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Weight-sharing evaluation (docs/shared_evaluation.md)."""
+    flags.DEFINE_enum(
+        "evaluation",
+        "standalone",
+        list(EVALUATIONS),
+        "How a candidate's accuracy is obtained: standalone (trained alone with "
+        "the proxy trainer, as MnasNet) or shared (scored with the weights of "
+        "one supernet trained along the search, as TuNAS; the top-k are then "
+        "trained standalone and measured). shared defaults to --reward=absolute "
+        "--latency=verified --num_trials=1000.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "time_budget_s",
+        None,
+        "--evaluation=shared: stop sampling after this many seconds, then "
+        "verify the top-k (unset: at --num_trials). The warm-ups and the "
+        "controller's start are fractions of --num_trials, so set it to what "
+        "the budget fits.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "shared_batch_size",
+        None,
+        "--evaluation=shared: training images per weight step (default 32).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "shared_eval_batch_size",
+        None,
+        "--evaluation=shared: held-out images a sampled path is scored on "
+        "(default 64).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "shared_learning_rate",
+        None,
+        "--evaluation=shared: peak Adam step of the shared weights (default 0.005).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "shared_resolution",
+        None,
+        "--evaluation=shared: side in pixels the supernet trains and scores at "
+        "(default 16; 0: the proxy data's own). The top-k verification trains "
+        "at --proxy_resolution.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_float(
+        "rl_delay",
+        None,
+        "--evaluation=shared: fraction of --num_trials sampled uniformly before "
+        "the controller starts (default 0.25, as TuNAS).",
+        flag_values=flag_values,
+    )
+
+
+SHARED_ONLY_FLAGS = (
+    "time_budget_s",
+    "shared_batch_size",
+    "shared_eval_batch_size",
+    "shared_learning_rate",
+    "shared_resolution",
+    "rl_delay",
+)
+SHARED_FLAG_FIELDS = {
+    "shared_batch_size": "batch_size",
+    "shared_eval_batch_size": "eval_batch_size",
+    "shared_learning_rate": "learning_rate",
+    "rl_delay": "rl_delay",
+}
+
+
+def shared_fields_from_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
+    """The ``SearchConfig`` fields of the evaluation flags."""
+    if flag_values.evaluation != "shared":
+        for name in SHARED_ONLY_FLAGS:
+            if flag_values[name].present:
+                raise FlagError(
+                    f"--{name} needs --evaluation=shared (got --evaluation="
+                    f"{flag_values.evaluation})"
+                )
+        return {"evaluation": flag_values.evaluation}
+    check_finite(flag_values, "time_budget_s", "shared_learning_rate", "rl_delay")
+    budget = flag_values.time_budget_s
+    if budget is not None:
+        check_range("time_budget_s", budget, 1, 365 * 86400)
+    for name in ("shared_batch_size", "shared_eval_batch_size"):
+        if flag_values[name].value is not None:
+            check_range(name, flag_values[name].value, 1, 4096)
+    if flag_values.shared_learning_rate is not None:
+        check_positive(flag_values, "shared_learning_rate")
+    resolution = flag_values.shared_resolution
+    if resolution is not None and resolution != 0:
+        check_range("shared_resolution", resolution, 8, 1024)
+    if flag_values.rl_delay is not None and not 0 <= flag_values.rl_delay < 1:
+        raise FlagError(f"--rl_delay must be in [0, 1), got {flag_values.rl_delay}")
+    from mnas.search import SharedConfig
+
+    values = {
+        field: flag_values[name].value
+        for name, field in SHARED_FLAG_FIELDS.items()
+        if flag_values[name].value is not None
+    }
+    if resolution is not None:
+        values["resolution"] = resolution or None
+    return {
+        "evaluation": "shared",
+        "shared": SharedConfig(**values),
+        "time_budget_s": budget,
+    }
+
+
+def shared_default(flag_values: flags.FlagValues, name: str):
+    """A flag's value, or --evaluation=shared's default when it is not given."""
+    if flag_values.evaluation == "shared" and not flag_values[name].present:
+        return SHARED_DEFAULTS[name]
+    return flag_values[name].value
 
 
 RAY_ONLY_FLAGS = ("ray_address", "trial_resources", "trial_retries", "latency_resource")
@@ -204,7 +359,8 @@ def search_config_from_flags(
 ):
     """The search's config; ``latency`` and ``lut_path`` come from the latency
     and table flags (the lookup table is used unless --latency=measured)."""
-    check_range("num_trials", flag_values.num_trials, 1, MAX_TRIALS)
+    num_trials = shared_default(flag_values, "num_trials")
+    check_range("num_trials", num_trials, 1, MAX_TRIALS)
     check_range("num_workers", flag_values.num_workers, 1, MAX_WORKERS)
     check_range("top_k", flag_values.top_k, 1, MAX_TRIALS)
     check_finite(
@@ -215,7 +371,26 @@ def search_config_from_flags(
     check_range(
         "max_consecutive_failures", flag_values.max_consecutive_failures, 0, MAX_TRIALS
     )
+    check_finite(flag_values, "outputs_interval_s")
+    check_range("outputs_interval_s", flag_values.outputs_interval_s, 0, 86400)
     executor = executor_fields_from_flags(flag_values)
+    evaluation = shared_fields_from_flags(flag_values)
+    latency_mode = shared_default(flag_values, "latency")
+    reward = reward_config_from_flags(
+        flag_values, kind=shared_default(flag_values, "reward")
+    )
+    target_ratio = flag_values.target_ratio
+    if target_ratio is not None:
+        check_finite(flag_values, "target_ratio")
+        check_range("target_ratio", target_ratio, MIN_TARGET_RATIO, MAX_TARGET_RATIO)
+        if latency_mode != "measured":
+            raise FlagError(
+                "--target_ratio needs --latency=measured (the lookup table predicts "
+                f"ms, not a ratio to a reference); got --latency={latency_mode}"
+            )
+        reward = dataclasses.replace(reward, target_ratio=target_ratio)
+    resolution = deployment_resolution_from_flags(flag_values)
+    latency = for_search(flag_values, latency, resolution, target_ratio is not None)
     work_dir = flag_values.work_dir or time.strftime("runs/search-%Y%m%d-%H%M%S")
     data = data_config_from_flags(flag_values)
     trainer = trainer_config_from_flags(flag_values)
@@ -230,23 +405,25 @@ def search_config_from_flags(
     )
     return SearchConfig(
         work_dir=work_dir,
-        num_trials=flag_values.num_trials,
+        num_trials=num_trials,
         num_workers=flag_values.num_workers,
         space=flag_values.search_space,
         controller_kind=flag_values.controller,
         controller=controller,
-        reward=reward_config_from_flags(flag_values),
+        reward=reward,
         data=data,
         trainer=trainer,
-        deployment_resolution=deployment_resolution_from_flags(flag_values),
+        deployment_resolution=resolution,
         latency=latency,
-        latency_mode=flag_values.latency,
-        lut_path=lut_path if flag_values.latency != "measured" else None,
+        latency_mode=latency_mode,
+        lut_path=lut_path if latency_mode != "measured" else None,
         top_k=flag_values.top_k,
         trial_timeout_s=flag_values.trial_timeout_s,
         max_consecutive_failures=flag_values.max_consecutive_failures or None,
         seed=flag_values.seed,
+        outputs_interval_s=flag_values.outputs_interval_s,
         **executor,
+        **evaluation,
     )
 
 

@@ -153,8 +153,9 @@ class CachedBackend(LatencyBackend):
     unstable (:attr:`LatencyResult.stable` is False) is measured again,
     unless ``accept_unstable=True``; ``require_interval=True`` also
     re-measures cached results that carry no interval at all (measured
-    before adaptive measurement existed, or by a plain backend).  The new
-    result replaces the old, flagged or not.
+    before adaptive measurement existed, or by a plain backend), and
+    ``require_reference`` (a reference model's name) those without a ratio
+    to that reference.  The new result replaces the old, flagged or not.
     """
 
     def __init__(
@@ -164,12 +165,14 @@ class CachedBackend(LatencyBackend):
         bypass: bool = False,
         accept_unstable: bool = False,
         require_interval: bool = False,
+        require_reference: str | None = None,
     ) -> None:
         self.backend = backend
         self.cache = cache
         self.bypass = bypass
         self.accept_unstable = accept_unstable
         self.require_interval = require_interval
+        self.require_reference = require_reference
         self.name = backend.name
         self.hits = 0
         self.misses = 0
@@ -201,4 +204,9 @@ class CachedBackend(LatencyBackend):
     def _usable(self, cached: LatencyResult) -> bool:
         if cached.stable is False and not self.accept_unstable:
             return False
-        return not (self.require_interval and cached.uncertainty is None)
+        if self.require_interval and cached.uncertainty is None:
+            return False
+        if self.require_reference is not None:
+            ratio = None if cached.uncertainty is None else cached.uncertainty.ratio
+            return ratio is not None and ratio.reference == self.require_reference
+        return True

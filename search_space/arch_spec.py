@@ -24,11 +24,11 @@ from mnas.search_space.block_args import (
 from mnas.search_space.errors import BlockStringError, SpecError
 from mnas.search_space.validation import (
     check_choice,
+    check_fields,
     check_int,
     check_real,
     check_text,
     shown,
-    shown_names,
 )
 
 Activation = Literal["relu", "relu6", "swish"]
@@ -225,9 +225,7 @@ class ArchSpec:
         )
 
     def replace(self, **changes: Any) -> ArchSpec:
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise SpecError(f"unknown architecture fields: {', '.join(unknown)}")
+        check_fields(ArchSpec, changes, "architecture fields", error=SpecError)
         return dataclasses.replace(self, **changes)
 
     def scaled(
@@ -268,10 +266,7 @@ class ArchSpec:
                 f"architecture format version {shown(version)} is not supported "
                 f"(this mnas reads version {SPEC_FORMAT_VERSION})"
             )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = [k for k in data if k not in known]
-        if unknown:
-            raise SpecError(f"unknown architecture fields: {shown_names(unknown)}")
+        check_fields(cls, data, "architecture fields", error=SpecError)
         if "blocks" not in data:
             raise SpecError("architecture is missing 'blocks'")
         strings = data["blocks"]

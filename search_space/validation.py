@@ -11,6 +11,7 @@ checks live here and other layers reach them through ``mnas.search_space``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Collection, Iterable
@@ -36,6 +37,21 @@ def shown_names(names: Iterable[Any]) -> str:
         name if isinstance(name, str) and name.isidentifier() else shown(name)
         for name in sorted(names, key=str)
     )
+
+
+def check_fields(
+    cls: type,
+    names: Iterable[Any],
+    what: str,
+    *,
+    error: type[ValueError] = ValueError,
+) -> None:
+    """Refuses names that are no field of the dataclass ``cls``: a config or
+    spec read from a file must not drop a misspelt key silently."""
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise error(f"unknown {what}: {shown_names(unknown)}")
 
 
 def _bound(value: float) -> str:

@@ -14,7 +14,13 @@ import time
 from mnas.io.atomic import write_json_atomic
 from mnas.io.progress import Progress, format_duration
 from mnas.io.tables import format_table
-from mnas.latency.config import LatencyConfig, load_predictor, open_lookup_table
+from mnas.latency.config import (
+    LatencyConfig,
+    entry_timing,
+    load_predictor,
+    model_timing,
+    open_lookup_table,
+)
 from mnas.search_space import ArchSpec
 
 LUT_MODES = ("build_lut", "predict", "evaluate_predictor")
@@ -89,9 +95,15 @@ def _build(job: LutJob, config: LatencyConfig, space) -> int:
     table = open_or_create(path, backend, space)
     print(f"lookup table {job.lut_path}: {len(table)} entries present")
     print(f"backend: {backend.describe()}")
+    timing = entry_timing(config)
     try:
         report = build_space_table(
-            table, space, backend, _progress_printer("entry", 50), job.lut_rounds
+            table,
+            space,
+            backend,
+            _progress_printer("entry", 50),
+            job.lut_rounds,
+            timing,
         )
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was measured is kept
         print(
@@ -106,17 +118,35 @@ def _build(job: LutJob, config: LatencyConfig, space) -> int:
         f"({job.lut_rounds} per entry) in "
         f"{format_duration(report.seconds)}"
     )
+    if timing is not None:
+        print(
+            f"adaptive entries (±{timing.settings.target:.0%}, "
+            f"{timing.settings.min_rounds}-{timing.settings.max_rounds} interleaved "
+            f"rounds): {report.remeasured} re-measurements of entries flagged "
+            f"unstable; {report.unstable} entries still unstable (kept, flagged)"
+        )
     if job.calibration_archs > 0:
-        predictor = LatencyPredictor(table, backend)
+        predictor = LatencyPredictor(table, backend, timing=timing)
         specs = sample_specs(space, job.calibration_archs, job.seed + 1000)
         start = time.monotonic()
         calibration = calibrate(
-            predictor, specs, backend, job.rounds, _progress_printer("calibration")
+            predictor,
+            specs,
+            backend,
+            job.rounds,
+            _progress_printer("calibration"),
+            model_timing(config),
         )
         print(
             f"calibration ({format_duration(time.monotonic() - start)}): "
             f"{describe_calibration(calibration)}"
         )
+        unstable = calibration.report.get("unstable_models")
+        if unstable:
+            print(
+                f"calibration models still unstable after re-measuring "
+                f"(used flagged): {', '.join(unstable)}"
+            )
     return 0
 
 
@@ -144,6 +174,7 @@ def _evaluate(job: LutJob, config: LatencyConfig, predictor, space) -> int:
 
     specs = sample_specs(space, job.num_archs, job.seed)
     measuring = _raw_backend(config)
+    timing = model_timing(config)
     start = time.monotonic()
     evaluation = evaluate_predictor(
         predictor,
@@ -151,11 +182,24 @@ def _evaluate(job: LutJob, config: LatencyConfig, predictor, space) -> int:
         measuring,
         job.rounds,
         _progress_printer("whole models"),
+        timing=timing,
     )
     print(format_table(evaluation.HEADERS, evaluation.table_rows()))
+    if timing is None:
+        how = f"{job.rounds} interleaved rounds"
+    else:
+        stable = sum(bool(v) for v in evaluation.measured_stable)
+        how = (
+            f"each measured twice, independently, in adaptive interleaved rounds "
+            f"(±{timing.settings.target:.0%} or {timing.settings.max_seconds:g} s "
+            f"per model; {stable} of {len(specs)} first measurements stable); "
+            "'inside interval': inside the first measurement's "
+            f"{timing.settings.confidence:.0%} interval; the second measurement "
+            "is the noise ceiling"
+        )
     print(
-        f"{len(specs)} architectures (seed {job.seed}), {job.rounds} interleaved "
-        f"rounds, {format_duration(time.monotonic() - start)}; prediction "
+        f"{len(specs)} architectures (seed {job.seed}), {how}, "
+        f"{format_duration(time.monotonic() - start)}; prediction "
         f"{1e3 * evaluation.predict_seconds_per_arch:.3f} ms per architecture (CPU)"
     )
     if job.output_dir:

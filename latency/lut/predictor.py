@@ -21,7 +21,7 @@ import numpy as np
 
 from mnas.latency.backend import LatencyBackend
 from mnas.latency.errors import LatencyError
-from mnas.latency.lut.builder import measure_missing
+from mnas.latency.lut.builder import AdaptiveTiming, measure_missing
 from mnas.latency.lut.keys import LayerKey, keys_for_spec
 from mnas.latency.lut.table import Calibration, LookupTable, MissingEntryError
 from mnas.latency.result import BackendFingerprint, LatencyResult
@@ -36,12 +36,14 @@ class LatencyPredictor:
         table: LookupTable,
         backend: LatencyBackend | None = None,
         calibrated: bool = True,
+        timing: AdaptiveTiming | None = None,
     ) -> None:
         if backend is not None:
             table.check_compatible(backend.fingerprint())
         self.table = table
         self.backend = backend
         self.calibrated = calibrated
+        self.timing = timing  # how missing entries are measured (None: plainly)
         self._keys: dict[tuple, tuple[LayerKey, ...]] = {}
 
     @property
@@ -79,7 +81,7 @@ class LatencyPredictor:
             missing = self.table.missing(keys)
             if self.backend is None:
                 raise MissingEntryError(missing, self.table.path) from None
-            measure_missing(self.table, missing, self.backend)
+            measure_missing(self.table, missing, self.backend, timing=self.timing)
             return self.table.sum_ms(keys)
 
     def predict(

@@ -3,9 +3,11 @@
 The file is JSON lines, append-only and fsync'd, like the trial journal:
 a header line (format version, the backend's fingerprint, the search space's
 identity, resolution, classifier width), then one line per measured entry
-(a key measured several times keeps its fastest median: load on a shared
-machine only ever slows a layer down, so the fastest of measurements taken
-minutes apart is the steadiest figure), and calibration
+(a key measured several times keeps a stable measurement over one flagged
+unstable, then its fastest median: load on a shared machine only ever slows
+a layer down, so the fastest of measurements taken minutes apart is the
+steadiest figure; an adaptive measurement adds its interval, rounds and
+verdict to the line, which older tables simply lack), and calibration
 lines (the last one counts). Appending is what makes a build resumable and
 lets a predictor add an entry it was missing without rewriting the file.
 Reading, appending and recovery go through ``mnas.io.jsonl``: a torn last line
@@ -127,13 +129,51 @@ class TableHeader:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
+    """One measurement of one key. An adaptive measurement also records its
+    interval (``low_ms``-``high_ms`` around ``median_ms``, its estimate), the
+    rounds behind it and whether it was ``stable``; None where unknown (a
+    plain measurement, or a table written before intervals existed)."""
+
     median_ms: float
     min_ms: float
     runs: int
     measured_unix: float
+    low_ms: float | None = None
+    high_ms: float | None = None
+    rounds: int | None = None
+    stable: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The entry line's fields; unknown optional ones are left out, so a
+        plain entry's line is what older versions wrote."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Entry:
+        def optional(name, kind):
+            value = record.get(name)
+            return None if value is None else kind(value)
+
+        stable = record.get("stable")
+        if stable is not None and not isinstance(stable, bool):
+            raise TypeError(f"stable must be true, false or null, got {stable!r}")
+        return cls(
+            float(record["median_ms"]),
+            float(record["min_ms"]),
+            int(record["runs"]),
+            float(record["measured_unix"]),
+            optional("low_ms", float),
+            optional("high_ms", float),
+            optional("rounds", int),
+            stable,
+        )
+
+    def better_than(self, other: Entry) -> bool:
+        """Whether this measurement should replace ``other``: not flagged
+        unstable where ``other`` is, else faster."""
+        if (self.stable is False) != (other.stable is False):
+            return other.stable is False
+        return self.median_ms < other.median_ms
 
 
 class LookupTable:
@@ -221,15 +261,7 @@ class LookupTable:
         if not isinstance(record, dict):
             raise TypeError(f"expected a JSON object, got {type(record).__name__}")
         if "key" in record:
-            self._keep(
-                str(record["key"]),
-                Entry(
-                    float(record["median_ms"]),
-                    float(record["min_ms"]),
-                    int(record["runs"]),
-                    float(record["measured_unix"]),
-                ),
-            )
+            self._keep(str(record["key"]), Entry.from_dict(record))
         elif "calibration" in record:
             self.calibration = Calibration.from_dict(record["calibration"])
 
@@ -273,15 +305,19 @@ class LookupTable:
 
     def add(self, key: LayerKey | str, entry: Entry) -> None:
         """Records a measurement (appended to the file at once); the key's entry
-        becomes the fastest of its measurements."""
+        becomes the best of its measurements (``Entry.better_than``)."""
         self._keep(str(key), entry)
         self._append({"key": str(key), **entry.to_dict()})
 
     def _keep(self, key: str, entry: Entry) -> None:
         self._counts[key] = self._counts.get(key, 0) + 1
         current = self._entries.get(key)
-        if current is None or entry.median_ms < current.median_ms:
+        if current is None or entry.better_than(current):
             self._entries[key] = entry
+
+    def unstable(self) -> list[str]:
+        """Keys whose best measurement is flagged unstable."""
+        return [key for key, entry in self._entries.items() if entry.stable is False]
 
     def measurements(self, key: LayerKey | str) -> int:
         """How many times ``key`` was measured."""

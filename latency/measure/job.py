@@ -56,6 +56,19 @@ class MeasureJob:
         if self.repeats < 1:
             raise ValueError(f"--repeats must be >= 1, got {self.repeats}")
 
+    def latency_config(self, config: LatencyConfig) -> LatencyConfig:
+        """``config`` with its reference (if any) at this job's resolution:
+        the architecture's, or the input side of the given file."""
+        if config.reference is None:
+            return config
+        if self.spec is not None:
+            resolution = self.spec.resolution
+        else:
+            resolution = tflite_input_resolution(self.tflite)
+        if resolution is None:
+            return config
+        return dataclasses.replace(config, reference_resolution=resolution)
+
     def to_dict(self, config: LatencyConfig, tflite_path: str) -> dict:
         """``config.json`` of the run."""
         built = self.spec is not None
@@ -68,6 +81,18 @@ class MeasureJob:
             "num_classes": self.num_classes if built else None,
             "repeats": self.repeats,
         }
+
+
+def tflite_input_resolution(path: str | None) -> int | None:
+    """The height of a ``.tflite`` file's first (image) input, or None when
+    the file cannot be read here or has no NHWC input."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape"]
+    except (ImportError, ValueError, RuntimeError, OSError, IndexError):
+        return None
+    return int(shape[1]) if len(shape) == 4 else None
 
 
 def run_measure_job(
@@ -125,9 +150,12 @@ def measure(
             target = backend.backend
         for repeat in range(repeats):
             hits = getattr(target, "hits", None)
+            stale = getattr(target, "remeasured", None)
             result = target.measure(tflite_path)
             if isinstance(target, CachedBackend):
                 cache = "hit" if target.hits != hits else "miss"
+                if target.remeasured != stale:
+                    cache = "re-measured"  # the cached result was unstable
                 if target.bypass:
                     cache = "bypassed"
             else:
@@ -189,6 +217,8 @@ def report(
             f"device_id={fp.device_id} threads={fp.num_threads} "
             f"runtime={fp.runtime_version} options: {options}"
         )
+    for row, result in zip(rows, results):
+        lines.append(f"latency {row[0]} repeat {row[1]}: {result.summary()}")
     if len(results) > 1 and job.repeats > 1:
         medians = [r.median_ms for r in results]
         mean = statistics.fmean(medians)

@@ -8,6 +8,9 @@ then trains, exports and times the derived architecture (LiteRT, XNNPACK,
 Examples::
 
   mnas-dnas --work_dir=runs/dnas                # FBNet loss, fbnet_beta=0.6
+
+It prints, per decision, the argmax choice and its final probability under
+softmax(theta), and how many decisions reached P(argmax) >= 0.8.
   mnas-dnas --fbnet_beta=6 --search_epochs=10 --proxy_epochs=8
   mnas-dnas --loss=proxyless --proxyless_lambda=0.5 --proxyless_target_ms=7
 
@@ -36,7 +39,7 @@ def main(argv: list[str]) -> int:
     config = dnas_config_from_flags(FLAGS)
     check_work_dir(config.work_dir)
     open_lookup_table(config.lut_path)
-    from mnas.dnas import DnasSearch, result_table
+    from mnas.dnas import DnasSearch, concentration, decision_table, result_table
     from mnas.train import DataConfig, load_proxy_data
 
     data = load_proxy_data(DataConfig(**config.data))
@@ -48,8 +51,12 @@ def main(argv: list[str]) -> int:
         f"{config.work_dir}",
         flush=True,
     )
-    entry = DnasSearch(config, resume=FLAGS.resume, data=data).run()
+    search = DnasSearch(config, resume=FLAGS.resume, data=data)
+    entry = search.run()
+    probs = search.net.probabilities()
     print()
+    print(decision_table(search.net.decisions, probs))
+    print(f"\nfinal softmax(theta): {concentration(probs)}\n")
     print(result_table([{"loss": config.loss, "pressure": config.pressure, **entry}]))
     print(
         f"\nresults in {config.work_dir}: best.json, theta.png, epochs.jsonl, "

@@ -44,6 +44,26 @@ define_output_dir_flag()
 FLAGS = flags.FLAGS
 
 
+def _refuse_scaling_without_arch() -> None:
+    """The architecture read from a checkpoint is used as stored, so a
+    multiplier or resolution without --arch would be silently ignored."""
+    given = [
+        f"--{name}"
+        for name, unset in (
+            ("width_multiplier", 1.0),
+            ("depth_multiplier", 1.0),
+            ("resolution", None),
+        )
+        if getattr(FLAGS, name) != unset
+    ]
+    if given:
+        raise FlagError(
+            f"{', '.join(given)} needs --arch (the checkpoint's own architecture is "
+            "used as stored); e.g. --arch=mnasnet-a1 --width_multiplier=0.75 for "
+            "an official x0.75 checkpoint"
+        )
+
+
 def main(argv: list[str]) -> int:
     del argv  # run_binary refuses positional arguments
     if not FLAGS.checkpoint:
@@ -51,6 +71,8 @@ def main(argv: list[str]) -> int:
     check_eval_data_flags(FLAGS)
     check_folder(FLAGS.output_dir, "output_dir")
     spec = arch_from_flags(FLAGS, required=False)
+    if spec is None:
+        _refuse_scaling_without_arch()
     quiet_tensorflow(FLAGS)
     start = time.perf_counter()
     loaded = load_checkpoint_from_flags(FLAGS, spec)

@@ -74,6 +74,7 @@ def main(argv: list[str]) -> int:
         quiet_tensorflow(FLAGS)
         return run_lut_job(job, config)
     job = _measure_job()
+    config = job.latency_config(config)  # the reference at the model's resolution
     quiet_tensorflow(FLAGS)
     backends = backends_from_config(config)
     check_backends(backends)

@@ -3,7 +3,9 @@
 With no flags it searches the embedded default: scikit-learn's digits as the
 proxy task, latency measured on this host with LiteRT (XNNPACK, 1 thread,
 224x224, batch 1). ``--latency=predicted|verified`` scores latency with the
-lookup table of ``mnas-latency --build_lut`` instead.
+lookup table of ``mnas-latency --build_lut`` instead. ``--evaluation=shared``
+scores candidates with the weights of one supernet trained along the search
+(TuNAS) and trains only the top-k standalone (docs/shared_evaluation.md).
 
 Everything the search needs (the flags, the lookup table, the dataset, the
 work directory's config.json) is checked before the work directory is
@@ -43,15 +45,30 @@ def main(argv: list[str]) -> int:
         best_table,
         make_executor,
         make_latency_backend,
+        open_shared_predictor,
     )
 
     latency = latency_config_from_flags(FLAGS)
     lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
     config = search_config_from_flags(FLAGS, latency, lut_path)
     check_work_dir(config.work_dir)
-    predictor = None
-    if config.latency_mode != "measured":
-        predictor = load_predictor(latency, lut_path, get_search_space(config.space))
+    predictor = fill = None
+    space = get_search_space(config.space)
+    if config.evaluation == "shared":
+        # A missing table is started and filled as the sampled paths need it.
+        predictor, fill = open_shared_predictor(latency, lut_path, space)
+        print(
+            f"latency {config.latency_mode} from {lut_path} "
+            f"({len(predictor.table)} entries"
+            + (
+                "; missing entries are measured as paths need them)"
+                if fill.started
+                else ")"
+            ),
+            flush=True,
+        )
+    elif config.latency_mode != "measured":
+        predictor = load_predictor(latency, lut_path, space)
         print(
             f"latency {config.latency_mode} from {lut_path} "
             f"({len(predictor.table)} entries; "
@@ -62,12 +79,20 @@ def main(argv: list[str]) -> int:
 
     data = load_proxy_data(config.data)  # one no worker could load
     backend = make_latency_backend(config)
+    if config.evaluation == "shared":
+        budget = config.time_budget_s
+        print(
+            f"mnas-search --evaluation=shared: {config.num_trials} architectures"
+            + (f" (at most {budget:g} s)" if budget else "")
+            + f", then the best {config.top_k} trained standalone",
+            flush=True,
+        )
     print(
         f"mnas-search: {config.num_trials} trials, dataset {config.data.dataset} "
         f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "
         f"classes, {config.data.resolution}px), latency on {latency.backend} at "
-        f"{config.deployment_resolution}px, {config.reward.kind} reward, target "
-        f"{config.reward.target_ms:g} ms, work dir {config.work_dir}",
+        f"{config.deployment_resolution}px, {config.reward.kind} reward, "
+        f"{config.reward.describe_target()}, work dir {config.work_dir}",
         flush=True,
     )
     pool = make_executor(
@@ -77,7 +102,15 @@ def main(argv: list[str]) -> int:
         max_concurrent=max_concurrent_trials(FLAGS),
     )
     try:
-        search = Search(config, pool, backend, resume=FLAGS.resume, predictor=predictor)
+        search = Search(
+            config,
+            pool,
+            backend,
+            resume=FLAGS.resume,
+            predictor=predictor,
+            data=data,
+            lut_fill=fill,
+        )
     except BaseException:
         pool.close()
         raise

@@ -91,3 +91,53 @@ def _ratio(a, b):
 
 def _fmt(value, digits: int = 2):
     return "-" if value is None else round(float(value), digits)
+
+
+#: P(argmax) at or above which a decision counts as made.
+DECIDED = 0.8
+
+
+def argmax_probabilities(probs: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Decision -> the probability softmax(θ) gives its argmax choice."""
+    return {name: round(float(max(p)), 5) for name, p in probs.items()}
+
+
+def concentration(probs: Mapping[str, Sequence[float]]) -> str:
+    """One line: how many decisions are made (P(argmax) >= ``DECIDED``), the
+    smallest and the median P(argmax)."""
+    values = sorted(argmax_probabilities(probs).values())
+    if not values:
+        return "no decisions"
+    made = sum(v >= DECIDED for v in values)
+    middle = len(values) // 2
+    median = (
+        values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    )
+    return (
+        f"{made}/{len(values)} decisions at P(argmax) >= {DECIDED}; "
+        f"min {values[0]:.3f}, median {median:.3f}"
+    )
+
+
+def decision_table(decisions, probs: Mapping[str, Sequence[float]]) -> str:
+    """Per decision: the argmax choice, its probability, the runner-up."""
+    rows = []
+    for decision in decisions:
+        p = probs.get(decision.name)
+        if p is None:
+            continue
+        order = sorted(range(len(p)), key=lambda i: -p[i])
+        best, second = order[0], order[1] if len(order) > 1 else None
+        rows.append(
+            (
+                decision.name,
+                decision.choices[best],
+                _fmt(p[best], 3),
+                "-" if second is None else decision.choices[second],
+                "-" if second is None else _fmt(p[second], 3),
+                "yes" if p[best] >= DECIDED else "no",
+            )
+        )
+    return format_table(
+        ("decision", "argmax", "P", "runner-up", "P2", f">= {DECIDED}"), rows
+    )

@@ -103,6 +103,16 @@ def _gated(
     return tf.cond(weight > 0, lambda: weight * branch(), zeros)
 
 
+def _plus(total, term):
+    """``total + term``, without an op where either is a Python zero (a
+    branch a host path skipped, or the start of a sum)."""
+    if isinstance(term, float) and term == 0.0:
+        return total
+    if isinstance(total, float) and total == 0.0:
+        return term
+    return total + term
+
+
 def _on_host(value) -> bool:
     """A number known before the step runs (a host-decided path's weight)."""
     return isinstance(value, float | int | np.floating | np.ndarray)
@@ -511,12 +521,13 @@ class _SupernetOps(ops.Primitives):
                 self.single_path,
             )
         if _can_differ(slot):
-            branch = branch + _gated(
+            projected = _gated(
                 1.0 - self.p_same,
                 lambda: self.conv_bn(x, "skip", out, 1, 1, act=False).value,
                 _zeros(x.value, 1, slot.out_max),
                 self.single_path,
             )
+            branch = _plus(branch, projected)
         return _T(branch, out)
 
     def avg_pool(self, x, stride, part):
@@ -611,7 +622,9 @@ class _Candidate(keras.layers.Layer):
             @tf.function(autograph=False, input_signature=signature)
             def traced(x, weights, update):
                 masks = _Masks(dict(zip(names, weights)))
-                return self.call(x, masks, update, single_path=True)
+                # Inside, nothing branches: the SE gate mixes (exact for one-hot
+                # weights; cheaper than a cond to trace and to run).
+                return self.call(x, masks, update, single_path=False)
 
             object.__setattr__(self, "_path_function", traced)
         return traced
@@ -699,7 +712,7 @@ class SearchableLayer(keras.layers.Layer):
             def op(candidate=candidate):
                 return candidate.call(x, masks, training, single_path)
 
-            main = main + _gated(op_p[j], op, out_zeros, single_path)
+            main = _plus(main, _gated(op_p[j], op, out_zeros, single_path))
         skip_p = weights[kd["skip"]]
         if self.can_be_same:
             p_same = self._p_same(weights)
@@ -717,9 +730,9 @@ class SearchableLayer(keras.layers.Layer):
                     return branch.value
                 return 0.0 if masks.on_host else out_zeros()
 
-            shortcut = shortcut + _gated(skip_p[i], skip, out_zeros, single_path)
+            shortcut = _plus(shortcut, _gated(skip_p[i], skip, out_zeros, single_path))
         out_mask = masks.get(slot.out_decision, slot.out_widths, slot.out_max)
-        return (main + shortcut) * out_mask
+        return _plus(main, shortcut) * out_mask
 
 
 class _CopyOps(ops.ChannelWalker):

@@ -59,6 +59,10 @@ DEFAULT_TRIPLES: tuple[tuple[float, float, float], ...] = (
 )
 
 
+#: Values per coefficient: the grid is their cube, each point a training run.
+MAX_GRID_VALUES = 100
+
+
 def grid_triples(
     step: float = 0.05,
     low: float = 1.0,
@@ -74,6 +78,11 @@ def grid_triples(
             f"grid range must satisfy 1 <= low <= high, got {low}..{high}"
         )
     count = int(math.floor((high - low) / step + 1e-9)) + 1
+    if count > MAX_GRID_VALUES:
+        raise ScalingError(
+            f"grid step {step} gives {count} values per coefficient on "
+            f"{low}..{high}; at most {MAX_GRID_VALUES} (a cube of them is scored)"
+        )
     values = [round(low + i * step, 6) for i in range(count)]
     triples = []
     for alpha in values:

@@ -16,11 +16,16 @@ from typing import Any
 from mnas.controller import ControllerConfig
 from mnas.latency.config import LatencyConfig
 from mnas.search.reward import RewardConfig
+from mnas.search.shared.config import SharedConfig
 from mnas.train.data import DataConfig
 from mnas.train.proxy import TrainerConfig
 
 LATENCY_MODES = ("measured", "predicted", "verified")
 CONTROLLER_KINDS = ("reinforce", "ppo", "random")
+#: How a candidate's accuracy is obtained: trained alone with the proxy
+#: trainer (MnasNet), or scored on one held-out batch with the weights of a
+#: supernet trained along the search (TuNAS; ``mnas.search.shared``).
+EVALUATIONS = ("standalone", "shared")
 #: Where candidates are evaluated: worker subprocesses here, or a Ray cluster.
 EXECUTORS = ("local", "ray")
 MAX_TRIAL_RETRIES = 100
@@ -33,12 +38,29 @@ RESUMABLE_FIELDS = frozenset(
         "trial_timeout_s",
         "work_dir",
         "max_consecutive_failures",
+        "outputs_interval_s",
+        "time_budget_s",
         # Where trials run does not change what they measure (latency_resource
         # does: it says which devices time the models, so it is not here).
         "executor",
         "ray_address",
         "trial_resources",
         "trial_retries",
+        # How precisely latency is measured, not what: the backend and the
+        # reference (latency.reference*) must stay.
+        *(
+            f"latency.{name}"
+            for name in (
+                "adaptive",
+                "target_precision",
+                "confidence",
+                "min_rounds",
+                "max_rounds",
+                "max_measure_s",
+                "remeasures",
+                "ratio_precision",
+            )
+        ),
     }
 )
 
@@ -55,6 +77,7 @@ _TYPED_FIELDS = {
     "data": DataConfig,
     "trainer": TrainerConfig,
     "latency": LatencyConfig,
+    "shared": SharedConfig,
 }
 
 
@@ -67,7 +90,16 @@ class SearchConfig:
     passed to ``Search``), so a resume with another backend is refused.
     ``max_consecutive_failures``: the search stops after this many failed
     trials in a row (a dead backend would otherwise fail every trial); None
-    never stops.
+    never stops. ``evaluation``: one of ``EVALUATIONS``; ``"shared"`` samples
+    ``num_trials`` paths of a supernet (``shared`` holds its settings), scores
+    latency from the lookup table (``latency_mode`` predicted or verified) and
+    trains the best ``top_k`` architectures standalone at the end;
+    ``time_budget_s`` (shared only) stops the sampling after that many seconds
+    of this run (the schedules still span ``num_trials``), then verifies.
+    ``outputs_interval_s``: ``best.json`` and ``pareto.png`` are rewritten at
+    most this often while the search runs (each costs a Pareto plot, 0.2-0.5 s
+    on two cores), and always at its end; the journal holds every result as it
+    comes, so nothing is lost in between.
 
     ``executor``: ``local`` (worker subprocesses of this machine) or ``ray``
     (Ray tasks on the cluster at ``ray_address``; None: Ray's default, a
@@ -95,6 +127,10 @@ class SearchConfig:
     trial_timeout_s: float = 3600.0
     max_consecutive_failures: int | None = 5
     seed: int = 0
+    evaluation: str = "standalone"
+    shared: SharedConfig = SharedConfig()
+    time_budget_s: float | None = None
+    outputs_interval_s: float = 15.0
     executor: str = "local"
     ray_address: str | None = None
     trial_resources: Mapping[str, float] | tuple[tuple[str, float], ...] = (
@@ -144,12 +180,55 @@ class SearchConfig:
                 f"latency mode must be one of {', '.join(LATENCY_MODES)}, "
                 f"got {self.latency_mode!r}"
             )
+        if self.evaluation not in EVALUATIONS:
+            raise SearchConfigError(
+                f"evaluation must be one of {', '.join(EVALUATIONS)}, "
+                f"got {self.evaluation!r}"
+            )
+        if self.evaluation == "shared" and self.latency_mode == "measured":
+            raise SearchConfigError(
+                "--evaluation=shared scores latency from the lookup table: use "
+                "--latency=verified (the top-k are also measured) or predicted"
+            )
+        if self.time_budget_s is not None:
+            if self.evaluation != "shared":
+                raise SearchConfigError(
+                    f"time_budget_s needs evaluation 'shared' (got {self.evaluation!r})"
+                )
+            if not (math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
+                raise SearchConfigError(
+                    f"time_budget_s must be a finite number > 0, got "
+                    f"{self.time_budget_s!r}"
+                )
+        if not (
+            math.isfinite(self.outputs_interval_s) and self.outputs_interval_s >= 0
+        ):
+            raise SearchConfigError(
+                "outputs_interval_s must be a finite number >= 0, got "
+                f"{self.outputs_interval_s!r}"
+            )
         if self.latency_mode != "measured" and not self.lut_path:
             raise SearchConfigError(
                 f"--latency={self.latency_mode} needs a lookup table (--lut); build "
                 "one with `mnas-latency --build_lut`"
             )
         self._check_executor()
+        self._check_ratio()
+
+    def _check_ratio(self) -> None:
+        """A reward on the latency ratio needs a reference timed with every
+        candidate, which only measured latency has."""
+        if self.reward.target_ratio is None:
+            return
+        if self.latency_mode != "measured":
+            raise SearchConfigError(
+                "a target ratio needs latency mode 'measured' (the lookup table "
+                f"predicts ms, not a ratio), got {self.latency_mode!r}"
+            )
+        if self.latency.reference is None:
+            raise SearchConfigError(
+                "a target ratio needs a reference model (latency.reference)"
+            )
 
     def _check_executor(self) -> None:
         object.__setattr__(
@@ -195,6 +274,7 @@ class SearchConfig:
         data["data"] = dataclasses.asdict(self.data)
         data["trainer"] = dataclasses.asdict(self.trainer)
         data["latency"] = self.latency.to_dict()
+        data["shared"] = self.shared.to_dict()
         data["trial_resources"] = self.trial_resource_dict
         return data
 
@@ -216,6 +296,7 @@ class SearchConfig:
         values["data"] = DataConfig(**(values.get("data") or {}))
         values["trainer"] = TrainerConfig(**(values.get("trainer") or {}))
         values["latency"] = LatencyConfig.from_dict(values.get("latency") or {})
+        values["shared"] = SharedConfig.from_dict(values.get("shared") or {})
         return cls(**values)
 
 

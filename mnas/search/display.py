@@ -6,13 +6,16 @@ and the best trial so far.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import collections
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from mnas.io.progress import Progress
 from mnas.io.tables import format_table
 from mnas.model.cost import compute_stats
 from mnas.search.callbacks import Callback
+from mnas.search.scoring import latency_note
 from mnas.search.trial import TrialRecord
 from mnas.search_space import ArchSpec
 
@@ -22,7 +25,8 @@ def trial_line(record: TrialRecord, best: TrialRecord | None) -> str:
     if record.status == "COMPLETED":
         text = (
             f"trial {record.trial_id}: acc {record.accuracy:.3f} "
-            f"lat {record.latency_ms:.2f} ms reward {record.reward:.4f}"
+            f"lat {record.latency_ms:.2f} ms{latency_note(record.latency)} "
+            f"reward {record.reward:.4f}"
         )
     else:
         text = f"trial {record.trial_id}: FAILED"
@@ -53,6 +57,66 @@ class SearchDisplay(Callback):
             self.on_search_begin(self._finished - 1)
         best = ranked[0] if ranked else None
         self._progress.update(self._finished, trial_line(record, best))
+
+
+class SharedDisplay(Callback):
+    """The progress line of a search with shared weights: thousands of trials
+    a few per second, so one line at most every ``every_s`` seconds (and
+    for the last): bar, ETA, architectures per second, the phase, the trial
+    just finished, the best so far, the mean reward of the last 100 and
+    ``note()`` (the lookup table filling up, say)."""
+
+    def __init__(
+        self,
+        num_trials: int,
+        stream: TextIO | None = None,
+        every_s: float = 10.0,
+        note: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.num_trials = num_trials
+        self.stream = stream
+        self.every_s = every_s
+        self.note = note
+        self._progress: Progress | None = None
+        self._finished = 0
+        self._start = (0, 0.0)
+        self._shown = 0.0
+        self._recent: collections.deque[float] = collections.deque(maxlen=100)
+
+    def on_search_begin(self, finished: int) -> None:
+        self._finished = finished
+        self._progress = Progress(self.num_trials, finished, self.stream)
+        self._start = (finished, time.monotonic())
+        self._shown = time.monotonic()
+
+    def on_trial_end(self, record: TrialRecord, ranked: Sequence[TrialRecord]) -> None:
+        if record.phase == "verify":
+            return
+        if self._progress is None:
+            self.on_search_begin(self._finished)
+        self._finished += 1
+        if record.status == "COMPLETED":
+            self._recent.append(record.reward)
+        now = time.monotonic()
+        if now - self._shown < self.every_s and self._finished < self.num_trials:
+            return
+        self._shown = now
+        done, began = self._start
+        rate = (self._finished - done) / max(1e-9, now - began)
+        parts = [
+            f"{rate:.2f} arch/s",
+            record.phase or "",
+            trial_line(record, ranked[0] if ranked else None),
+        ]
+        if self._recent:
+            parts.append(
+                f"mean reward (last {len(self._recent)}) "
+                f"{sum(self._recent) / len(self._recent):.4f}"
+            )
+        note = self.note() if self.note is not None else None
+        if note:
+            parts.append(note)
+        self._progress.update(self._finished, " | ".join(p for p in parts if p))
 
 
 def best_table(entries: list[dict[str, Any]]) -> str:

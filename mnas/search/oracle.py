@@ -4,14 +4,22 @@ It decides what to evaluate next and learns from what was evaluated; the
 journal and the controller checkpoint are its memory, written in an order that
 makes a kill at any moment recoverable:
 
-1. ``controller.propose()``; the controller checkpoint is saved; then the
-   RUNNING record is appended. A proposal the journal never saw (killed
-   between the save and the append) becomes a trial on resume.
-2. The COMPLETED/FAILED record is appended; then the reward is fed back and the
-   checkpoint saved. On resume, finished trials whose proposal the checkpoint
-   still holds as pending are fed back again (replay), so no reward is lost or
-   counted twice.
+1. ``controller.propose()``; then the RUNNING record is appended. Nothing is
+   checkpointed here: the policy only changes at an update, and proposals are
+   seeded by (seed, proposal id, count), so the proposals made since the last
+   checkpoint are sampled again, identically, on resume (``resume`` checks
+   them against the journal's actions).
+2. The COMPLETED/FAILED record is appended; then the reward is fed back; the
+   checkpoint is saved when that reward completed an update (once per
+   ``controller.batch_size`` rewards). On resume, finished trials whose
+   proposal the controller holds as pending are fed back again (replay), so no
+   reward is lost or counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
+
+Weight-sharing evaluation (``mnas.search.shared``) evaluates one proposal at a
+time in this process and writes no RUNNING record: ``propose(count)`` samples
+a batch and hands it out one at a time. Proposals of a batch the journal never
+saw are handed out again first on resume (same ids, same actions).
 """
 
 from __future__ import annotations
@@ -86,9 +94,12 @@ class Oracle:
         return cls(controller, journal, space, checkpoint_dir, on_update)
 
     # -- recovery ------------------------------------------------------------------
-    def resume(self) -> ResumePlan:
-        """Replays the journal into the controller; returns what is left to do."""
+    def resume(self, count: int = 1) -> ResumePlan:
+        """Samples again the proposals made since the checkpoint (in batches of
+        ``count``, as they were made), replays the journal into the
+        controller; returns what is left to do."""
         latest = self.journal.latest()
+        self._resample(latest, count)
         pending = {p.proposal_id: p for p in self.controller.pending_proposals()}
         plan = ResumePlan(finished=sum(r.finished for r in latest.values()))
         for record in latest.values():
@@ -104,6 +115,26 @@ class Oracle:
         self._plan = plan
         return plan
 
+    def _resample(self, latest: dict[int, TrialRecord], count: int) -> None:
+        """Proposals the journal holds that the checkpoint predates, sampled
+        again from the same policy and seeds; a differing one is refused."""
+        recorded = {
+            r.proposal_id: r for r in latest.values() if r.proposal_id is not None
+        }
+        if not recorded:
+            return
+        last = max(recorded)
+        while self.controller.num_proposed <= last:
+            for proposal in self.controller.propose_batch(count):
+                record = recorded.get(proposal.proposal_id)
+                if record is not None and record.actions != proposal.actions:
+                    raise JournalError(
+                        f"{self.journal.path}: trial {record.trial_id} holds "
+                        f"proposal {proposal.proposal_id} with other actions than "
+                        "the controller samples again from its checkpoint (was "
+                        "the controller's seed or config changed?)"
+                    )
+
     def check_journal(self) -> None:
         """Refuses a journal whose actions this search space cannot decode."""
         for record in self.journal.latest().values():
@@ -116,10 +147,21 @@ class Oracle:
                 ) from None
 
     # -- proposing -----------------------------------------------------------------
+    def propose(self, count: int = 1):
+        """The next proposal the journal has not seen: an unrecorded one from
+        before a kill, else one of ``count`` sampled at once (one graph call)."""
+        plan = self._plan
+        if not plan.orphans:
+            plan.orphans = list(self.controller.propose_batch(count))
+        return plan.orphans.pop(0)
+
+    def has_unrecorded_proposals(self) -> bool:
+        """Proposals the controller handed out that the journal has not seen."""
+        return bool(self._plan.orphans)
+
     def next_trial(self) -> TrialRecord:
         """The next trial, recorded as RUNNING: an interrupted one again, an
-        unrecorded proposal, or a new proposal (checkpointed before it is
-        recorded)."""
+        unrecorded proposal, or a new proposal."""
         plan = self._plan
         if plan.reruns:
             old = plan.reruns.pop(0)
@@ -129,7 +171,6 @@ class Oracle:
                 proposal = plan.orphans.pop(0)
             else:
                 proposal = self.controller.propose()
-                self.save()
             spec = self.space.decode(proposal.actions)
             record = TrialRecord(
                 trial_id=self.journal.next_trial_id(),
@@ -142,30 +183,36 @@ class Oracle:
         return record
 
     # -- learning ------------------------------------------------------------------
-    def finish(self, record: TrialRecord) -> None:
-        """Records a COMPLETED or FAILED trial, then feeds it back and saves."""
+    def finish(self, record: TrialRecord) -> bool:
+        """Records a COMPLETED or FAILED trial, then feeds it back; saves the
+        controller if its policy was updated. Returns whether it was."""
         if not record.finished:
             raise ValueError(
                 f"trial {record.trial_id} is not finished: {record.status}"
             )
         self.journal.append(record)
-        self._feed(record)
-        self.save()
+        updated = self._feed(record)
+        if updated:
+            self.save()
+        return updated
 
     def amend(self, record: TrialRecord) -> None:
         """Appends a later state of a finished trial (a verification)."""
         self.journal.append(record)
 
-    def _feed(self, record: TrialRecord) -> None:
+    def _feed(self, record: TrialRecord) -> bool:
+        """Feeds a finished trial to the controller if it awaits it; returns
+        whether the policy was updated."""
         pending = {p.proposal_id for p in self.controller.pending_proposals()}
         if record.proposal_id not in pending:
-            return
+            return False
         if record.status == "COMPLETED":
             updated = self.controller.feedback(record.proposal_id, record.reward)
             if updated and self._on_update is not None:
                 self._on_update(self.controller)
-        else:
-            self.controller.feedback_failed(record.proposal_id, record.error or "")
+            return updated
+        self.controller.feedback_failed(record.proposal_id, record.error or "")
+        return False
 
     def save(self) -> None:
         self.controller.save(self.checkpoint_dir)

@@ -75,11 +75,15 @@ class Outputs:
         points: Sequence[tuple[float, float]],
         target_ms: float | None,
         title: str,
+        verified: Sequence[tuple[float, float]] = (),
     ) -> None:
-        """``pareto.png``: every (latency, accuracy), the front highlighted."""
+        """``pareto.png``: every (latency, accuracy), the front highlighted
+        (and ``verified`` points apart)."""
         from mnas.search.pareto import plot_pareto
 
-        plot_pareto(self.path(PARETO_FILE), points, target_ms, title=title)
+        plot_pareto(
+            self.path(PARETO_FILE), points, target_ms, title=title, verified=verified
+        )
 
     def prune_models(self, finished: Iterable[str], keep: Collection[str]) -> list[str]:
         """Deletes the models of ``finished`` entries that are not in ``keep``

@@ -26,8 +26,11 @@ def plot_pareto(
     points: Sequence[tuple[float, float]],
     target_ms: float | None,
     title: str = "mnas search",
+    verified: Sequence[tuple[float, float]] = (),
 ) -> None:
-    """Writes a PNG: every trial, the front highlighted, the target marked."""
+    """Writes a PNG: every trial, the front highlighted, the target marked;
+    ``verified`` points (a shared search's architectures trained standalone,
+    at their measured latency) drawn apart."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,6 +48,11 @@ def plot_pareto(
             c="#d1495b",
             ms=6,
             label="Pareto front",
+        )
+    if verified:
+        latencies, accuracies = zip(*verified)
+        axes.scatter(
+            latencies, accuracies, s=70, marker="*", c="#00798c", label="verified"
         )
     if target_ms is not None:
         axes.axvline(target_ms, ls="--", c="#2e4057", label=f"target {target_ms:g} ms")

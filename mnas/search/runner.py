@@ -16,16 +16,17 @@ decisions, the builder sees an ``ArchSpec``, the latency backends see
 
 Durability. Everything lives in the work directory, locked for the run:
 ``config.json``, the append-only ``trials.jsonl``, the controller checkpoint,
-TensorBoard summaries, ``best.json``, ``pareto.png`` and the best models as
-``.tflite``. The order of writes makes a kill at any moment recoverable:
+TensorBoard summaries, ``best.json``, ``pareto.png`` (rewritten at most every
+``outputs_interval_s`` and at the end) and the best models as ``.tflite``.
+The order of writes makes a kill at any moment recoverable:
 
-1. ``controller.propose()``; the controller checkpoint is saved; then the
-   RUNNING record is appended. A proposal the journal never saw is turned into
-   a trial on resume.
-2. The COMPLETED/FAILED record is appended; then the reward is fed back and the
-   checkpoint saved. On resume, finished trials whose proposal the checkpoint
-   still holds as pending are fed back again (replay), so no reward is lost or
-   counted twice.
+1. ``controller.propose()``; then the RUNNING record is appended.
+2. The COMPLETED/FAILED record is appended; then the reward is fed back; the
+   controller checkpoint is saved when that reward completed an update. On
+   resume the controller samples the proposals made since its checkpoint
+   again (seeded, so identical; checked against the journal) and finished
+   trials whose proposal it holds as pending are fed back again (replay), so
+   no reward is lost or counted twice.
 3. RUNNING trials found on resume are re-run with the same actions and id.
 
 An interruption (Ctrl-C, or SIGTERM, which the binaries turn into a
@@ -49,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -62,7 +64,7 @@ from mnas.search.config import (
     SearchConfigError,
     canonical_config_dict,
 )
-from mnas.search.display import SearchDisplay
+from mnas.search.display import SearchDisplay, SharedDisplay
 from mnas.search.oracle import Oracle
 from mnas.search.outputs import (
     Outputs,
@@ -143,17 +145,38 @@ class _FailureStreak:
         )
 
 
+class OutputsThrottle:
+    """Says when the outputs are due: at the first trial, then at most every
+    ``interval_s`` seconds (0: every time). They are derived from the journal,
+    so skipping a write loses nothing; the search writes them at its end."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        return self._last is None or self.clock() - self._last >= self.interval_s
+
+    def wrote(self) -> None:
+        self._last = self.clock()
+
+
 class SearchOutputs(Callback):
-    """``best.json``, ``pareto.png`` and the top-k models, after every trial."""
+    """``best.json``, ``pareto.png`` and the top-k models: after a trial when
+    ``config.outputs_interval_s`` has passed since the last write, and at the
+    end (``write``)."""
 
     def __init__(self, outputs: Outputs, config: SearchConfig, space, journal) -> None:
         self.outputs = outputs
         self.config = config
         self.space = space
         self.journal = journal
+        self.throttle = OutputsThrottle(config.outputs_interval_s)
 
     def on_trial_end(self, record: TrialRecord, ranked: Sequence[TrialRecord]) -> None:
-        self.write(ranked)
+        if self.throttle.due():
+            self.write(ranked)
 
     def write(self, ranked: Sequence[TrialRecord]) -> list[dict[str, Any]]:
         best = list(ranked[: self.config.top_k])
@@ -186,6 +209,7 @@ class SearchOutputs(Callback):
             self.config.reward.target_ms,
             title=f"mnas search: {len(ranked)} completed trials",
         )
+        self.throttle.wrote()
         return entries
 
 
@@ -194,8 +218,12 @@ class Search:
 
     ``pool`` is the ``Executor`` of candidate evaluations; ``backend`` times
     models (``measured``/``verified``), ``predictor`` predicts
-    (``predicted``/``verified``). The work directory stays locked from here
-    until ``run()`` ends (or ``close()``).
+    (``predicted``/``verified``). ``space`` overrides the registered space of
+    ``config.space`` (tests search tiny spaces); ``data`` is the proxy data a
+    shared search trains on (loaded from ``config.data`` when None) and
+    ``lut_fill`` its table's fill (``open_shared_predictor``) for the progress
+    line. The work directory stays locked from here until ``run()`` ends (or
+    ``close()``).
     """
 
     def __init__(
@@ -209,15 +237,24 @@ class Search:
         progress_stream: TextIO | None = None,
         predictor=None,
         callbacks: Sequence[Callback] = (),
+        data=None,
+        lut_fill=None,
+        space=None,
     ):
         self.config = config
         self.pool = pool
+        self.data = data  # the proxy data, for shared evaluation (else loaded)
         if config.latency_mode != "measured" and predictor is None:
             raise SearchConfigError(
                 f"latency mode {config.latency_mode!r} needs a latency predictor"
             )
         self.log = log
-        self.space = get_search_space(config.space)
+        self.space = space if space is not None else get_search_space(config.space)
+        if self.space.name != config.space:
+            raise SearchConfigError(
+                f"search space {self.space.name!r} given for config.space "
+                f"{config.space!r}"
+            )
         self.work_dir = claim_work_dir(
             config.work_dir,
             config.to_dict(),
@@ -245,17 +282,33 @@ class Search:
             self.work_dir.release()
             raise
         self.scorer = LatencyScorer(
-            config.latency_mode, backend, predictor, config.deployment_resolution
+            config.latency_mode,
+            backend,
+            predictor,
+            config.deployment_resolution,
+            remeasures=config.latency.remeasures if config.latency.adaptive else 0,
+            require_ratio=config.reward.target_ratio is not None,
+            log=self.log,
         )
         self.search_outputs = SearchOutputs(
             self.outputs, config, self.space, self.journal
         )
-        self.callbacks: list[Callback] = [
-            self.search_outputs,
-            self.tensorboard,
-            SearchDisplay(config.num_trials, progress_stream),
-            *callbacks,
-        ]
+        if config.evaluation == "shared":
+            note = None
+            if lut_fill is not None and predictor is not None:
+                note = lambda: lut_fill.note(predictor)  # noqa: E731
+            self.callbacks: list[Callback] = [
+                self.tensorboard,
+                SharedDisplay(config.num_trials, progress_stream, note=note),
+                *callbacks,
+            ]
+        else:
+            self.callbacks = [
+                self.search_outputs,
+                self.tensorboard,
+                SearchDisplay(config.num_trials, progress_stream),
+                *callbacks,
+            ]
 
     # -- setup -----------------------------------------------------------------
     @property
@@ -297,6 +350,8 @@ class Search:
         ``best.json`` entries. Raises ``ConsecutiveFailuresError`` (after
         writing the outputs) when too many trials fail in a row."""
         streak = _FailureStreak(self.config.max_consecutive_failures)
+        if self.config.evaluation == "shared":
+            return self._run_shared(streak)
         in_flight: dict[int, TrialRecord] = {}
         try:
             plan = self.oracle.resume()
@@ -317,18 +372,17 @@ class Search:
                     for callback in self.callbacks:
                         callback.on_trial_begin(record)
                 outcomes = self.pool.poll(1.0)
-                latencies = self.scorer.score(
+                settled = self.scorer.settle(  # unstable latencies wait: scoring.py
                     outcomes,
                     {
                         o.trial_id: self.space.decode(in_flight[o.trial_id].actions)
                         for o in outcomes
                     },
+                    in_flight,
                 )
-                for outcome in outcomes:
+                for outcome, latency in settled:
                     record = in_flight.pop(outcome.trial_id)
-                    record = self._finish(
-                        record, outcome, latencies.get(outcome.trial_id)
-                    )
+                    record = self._finish(record, outcome, latency)
                     finished += 1
                     streak.add(record)
                     ranked = rank_trials(self.oracle.latest().values())
@@ -345,6 +399,23 @@ class Search:
             finally:
                 self.work_dir.release()
         best = self.search_outputs.write(rank_trials(self.oracle.latest().values()))
+        if streak.tripped:
+            raise streak.error()
+        return best
+
+    def _run_shared(self, streak: _FailureStreak) -> list[dict[str, Any]]:
+        """Weight-sharing evaluation (``mnas.search.shared.loop``)."""
+        from mnas.search.shared.loop import SharedEvaluation
+
+        try:
+            best = SharedEvaluation(self, self.data).run(streak)
+        finally:
+            try:
+                self.pool.close()
+                for callback in self.callbacks:
+                    callback.on_search_end(rank_trials(self.oracle.latest().values()))
+            finally:
+                self.work_dir.release()
         if streak.tripped:
             raise streak.error()
         return best
@@ -397,7 +468,9 @@ class Search:
                 f"invalid measurement: accuracy={accuracy}, latency={latency_ms} ms",
                 timings,
             )
-        reward = compute_reward(accuracy, latency_ms, self.config.reward)
+        reward = compute_reward(
+            accuracy, latency_ms, self.config.reward, ratio=latency.ratio
+        )
         predicted = self.scorer.predicted
         measured = latency.result
         completed = record.replace(

@@ -23,11 +23,19 @@ class JournalError(JsonlError):
     """The journal cannot be read without losing data."""
 
 
+#: What a trial of weight-sharing evaluation (``--evaluation=shared``) is:
+#: a path drawn uniformly while the controller waits (``warmup``), a path the
+#: controller proposed (``search``), or one of the best architectures trained
+#: standalone and timed at the end (``verify``). Standalone searches leave it
+#: None.
+PHASES: tuple[str, ...] = ("warmup", "search", "verify")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrialRecord:
     trial_id: int
     status: Status
-    proposal_id: int
+    proposal_id: int | None  # None: not proposed by the controller
     actions: tuple[int, ...]
     block_strings: tuple[str, ...] = ()
     attempt: int = 1
@@ -43,6 +51,14 @@ class TrialRecord:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     error: str | None = None
     tflite_path: str | None = None
+    phase: str | None = None  # one of PHASES under weight-sharing evaluation
+    # A verify trial: the trial whose architecture it trains standalone, and
+    # that architecture's accuracy under the final shared weights on the whole
+    # held-out split (what ranked it for verification).
+    verifies: int | None = None
+    shared_accuracy: float | None = None
+    # A shared trial's weight step: loss, learning rate, widened decisions.
+    shared: dict[str, float] | None = None
     # The Ray node that ran the trial (its node id); None for a local worker.
     node: str | None = None
     time: float = dataclasses.field(default_factory=time.time)
@@ -52,6 +68,8 @@ class TrialRecord:
             raise ValueError(
                 f"trial status must be one of {STATUSES}, got {self.status!r}"
             )
+        if self.phase is not None and self.phase not in PHASES:
+            raise ValueError(f"trial phase must be one of {PHASES}, got {self.phase!r}")
         object.__setattr__(self, "actions", tuple(int(a) for a in self.actions))
         object.__setattr__(self, "block_strings", tuple(self.block_strings))
 

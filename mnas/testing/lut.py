@@ -69,3 +69,25 @@ def builder_layer_tflite(spec, layer) -> bytes:
 
     inputs = keras.Input((*layer.input_size, layer.input_filters))
     return export_tflite(keras.Model(inputs, build_layer(spec, inputs, layer)))
+
+
+class NoisyPhaseBackend(FixedBackend):
+    """``FixedBackend`` whose files named in ``noisy`` are timed in a noisy
+    phase first: their first ``noisy[name]`` rounds alternate between half
+    and one and a half times their latency (an interval no target meets),
+    later rounds are steady. Deterministic: no clock, no randomness."""
+
+    def __init__(self, noisy: dict[str, int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.noisy = dict(noisy)
+        self.seen: dict[str, int] = {}
+
+    def measure(self, tflite_path: str) -> LatencyResult:
+        name = os.path.basename(tflite_path)
+        count = self.seen.get(name, 0)
+        self.seen[name] = count + 1
+        self.calls.append(name)
+        ms = self.ms_by_name.get(name, self.ms)
+        if count < self.noisy.get(name, 0):
+            ms *= 0.5 if count % 2 == 0 else 1.5
+        return LatencyResult.from_samples([ms, ms], self.fingerprint())

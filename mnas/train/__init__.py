@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "EvalConfig": ".evaluation",
         "EvalResult": ".evaluation",
         "FullTrainingConfig": ".full",
+        "FullTrainingConfigError": ".full",
         "PREPROCESSINGS": ".evaluation",
         "ProxyData": ".data",
         "RESIZE_METHODS": ".evaluation",

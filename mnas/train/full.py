@@ -45,7 +45,15 @@ import numpy as np
 import tensorflow as tf
 
 from mnas.io.work_dir import claim_work_dir, remove_checkpoint_temps
-from mnas.search_space import ArchSpec
+from mnas.search_space import MAX_RESOLUTION, MIN_RESOLUTION, ArchSpec
+from mnas.search_space.validation import (
+    check_choice,
+    check_int,
+    check_real,
+    check_text,
+)
+from mnas.train.data import MAX_BATCH_SIZE
+from mnas.train.proxy import MAX_EPOCHS, MAX_SEED, MAX_STEPS
 
 STRATEGIES = ("default", "mirrored", "tpu")
 IN_MEMORY_DATASETS = ("digits",)
@@ -53,6 +61,14 @@ CHECKPOINT_DIR = "checkpoints"
 FINAL_DIR = "final"
 # May change between a run and its resumption.
 _RESUMABLE_CHANGES = ("epochs", "max_steps_per_epoch")
+
+
+#: Longest dataset name, directory or TPU address a config takes.
+_MAX_PATH = 4096
+
+
+class FullTrainingConfigError(ValueError):
+    """A full-training setting out of its range (one line for the binaries)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,18 +99,37 @@ class FullTrainingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"strategy must be one of {STRATEGIES}, got {self.strategy!r}"
+        def check(checked: Callable, name: str, *args, **kwargs) -> None:
+            value = checked(
+                f"training {name}",
+                getattr(self, name),
+                *args,
+                error=FullTrainingConfigError,
+                **kwargs,
             )
-        if not 0.0 <= self.moving_average_decay < 1.0:
-            raise ValueError("moving_average_decay must lie in [0, 1)")
-        if self.base_learning_rate <= 0 or self.lr_decay_epochs <= 0:
-            raise ValueError("base_learning_rate and lr_decay_epochs must be > 0")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError("max_steps_per_epoch must be at least 1 or None")
+            object.__setattr__(self, name, value)
+
+        check(check_int, "epochs", 1, MAX_EPOCHS)
+        check(check_int, "batch_size", 1, MAX_BATCH_SIZE)
+        check(check_real, "base_learning_rate", 0.0, low_open=True)
+        check(check_real, "warmup_epochs", 0.0, MAX_EPOCHS)
+        check(check_real, "lr_decay_rate", 0.0, 1.0, low_open=True)
+        check(check_real, "lr_decay_epochs", 0.0, MAX_EPOCHS, low_open=True)
+        for name in ("rmsprop_decay", "momentum", "label_smoothing"):
+            check(check_real, name, 0.0, 1.0, high_open=True)
+        check(check_real, "moving_average_decay", 0.0, 1.0, high_open=True)
+        check(check_real, "epsilon", 0.0, low_open=True)
+        check(check_real, "weight_decay", 0.0)
+        check(check_real, "dropout_rate", 0.0, 1.0, high_open=True, allow_none=True)
+        check(check_choice, "strategy", STRATEGIES)
+        check(check_text, "tpu", _MAX_PATH, allow_none=True)
+        check(check_text, "dataset", _MAX_PATH)
+        for name in ("data_dir", "manual_dir"):
+            check(check_text, name, _MAX_PATH, allow_none=True)
+        check(check_int, "resolution", MIN_RESOLUTION, MAX_RESOLUTION, allow_none=True)
+        check(check_int, "num_train_examples", 1, MAX_STEPS, allow_none=True)
+        check(check_int, "max_steps_per_epoch", 1, MAX_STEPS, allow_none=True)
+        check(check_int, "seed", 0, MAX_SEED)
 
     @property
     def learning_rate(self) -> float:

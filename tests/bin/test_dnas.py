@@ -29,6 +29,10 @@ def _run(*flag_args, timeout=180):
             "--warmup_epochs was renamed: use --search_warmup_epochs",
         ),
         (["--final_epochs=2"], "--final_epochs was renamed: use --proxy_epochs"),
+        (
+            ["--temperature_decay=0.1"],
+            "--temperature_decay was renamed: use --final_temperature",
+        ),
     ],
 )
 def test_retired_flags_name_their_new_names(cli, args, message):
@@ -42,6 +46,9 @@ def test_retired_flags_name_their_new_names(cli, args, message):
          "--search_warmup_epochs must be <= 1, got 2"),
         (["--fbnet_beta=-1"], "--fbnet_beta must be >= 0, got -1.0"),
         (["--fbnet_alpha=nan"], "--fbnet_alpha must be a finite number, got nan"),
+        (["--final_temperature=6"], "--final_temperature must be <= 5.0, got 6.0"),
+        (["--final_temperature=0"], "--final_temperature must be > 0, got 0.0"),
+        (["--theta_fraction=1"], "--theta_fraction must be in (0, 1), got 1.0"),
         # The proxy task's data kwargs are checked before the run, not in it.
         (["--max_train_examples=0"], "--max_train_examples must be >= 1, got 0"),
     ],

@@ -112,6 +112,10 @@ def test_official_checkpoint_is_detected(tmp_path) -> None:
          "--eval_dataset is required (imagenet2012, folder:<path>...)"),
         (["--checkpoint=c", "--eval_dataset=x", "--eval_batch_size=0"], 1,
          "--eval_batch_size must be >= 1, got 0"),
+        (["--checkpoint=c", "--eval_dataset=x", "--width_multiplier=0.75"], 1,
+         "--width_multiplier needs --arch (the checkpoint's own architecture is "
+         "used as stored); e.g. --arch=mnasnet-a1 --width_multiplier=0.75 for an "
+         "official x0.75 checkpoint"),
     ],
 )  # fmt: skip
 def test_bad_flags_are_one_line(cli, args, status, message):

@@ -8,6 +8,7 @@ child, so those runs take a couple of seconds.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -40,7 +41,12 @@ def tiny_tflite(tmp_path_factory):
 
 def test_measures_a_tflite_file_then_hits_the_cache(tiny_tflite, tmp_path):
     cache = str(tmp_path / "latency.sqlite")
-    args = (f"--tflite={tiny_tflite}", "--num_runs=3", f"--latency_cache={cache}")
+    args = (
+        f"--tflite={tiny_tflite}",
+        "--num_runs=3",
+        f"--latency_cache={cache}",
+        "--nolatency_adaptive",
+    )
     first = _run(*args)
     assert first.returncode == 0, first.stderr
     header = first.stdout.splitlines()
@@ -52,12 +58,61 @@ def test_measures_a_tflite_file_then_hits_the_cache(tiny_tflite, tmp_path):
     assert "miss" in first.stdout
     assert "fingerprint: backend=host" in first.stdout
     assert "threads=1" in first.stdout
+    assert re.search(
+        r"latency #0 repeat 1: [\d.]+ ms \(median of \d+ runs in one round: no "
+        r"interval, stability unknown\)",
+        first.stdout,
+    )
     second = _run(*args)
     assert second.returncode == 0, second.stderr
     assert " hit" in second.stdout
     bypassed = _run(*args, "--no_latency_cache")
     assert bypassed.returncode == 0, bypassed.stderr
     assert "bypassed" in bypassed.stdout
+
+
+#: An adaptive result's line: interval, rounds, spread, conditions, verdict.
+ADAPTIVE_LINE = (
+    r"latency #0 repeat 1: [\d.]+ ms ±[\d.]+% \(95% CI [\d.]+-[\d.]+, \d+ "
+    r"rounds, spread \d+%, load [\d.]+, steal [\d.]+%, freq [^)]+\) "
+    r"(stable|UNSTABLE: .+)"
+)
+
+
+def test_an_adaptive_result_prints_its_interval_and_is_cached_whole(
+    tiny_tflite, tmp_path
+):
+    from mnas.latency.cache import LatencyCache, sha256_file
+
+    cache, out = str(tmp_path / "latency.sqlite"), tmp_path / "out"
+    args = (
+        f"--tflite={tiny_tflite}",
+        "--num_runs=3",
+        f"--latency_cache={cache}",
+        "--latency_max_seconds=3",
+    )
+    first = _run(*args, f"--output_dir={out}")
+    assert first.returncode == 0, first.stderr
+    (summary,) = [
+        line for line in first.stdout.splitlines() if line.startswith("latency #0")
+    ]
+    assert re.fullmatch(ADAPTIVE_LINE, summary), summary
+    (written,) = json.loads((out / "latency.json").read_text())
+    uncertainty = written["uncertainty"]
+    assert uncertainty["low_ms"] <= written["median_ms"] <= uncertainty["high_ms"]
+    assert uncertainty["rounds"] == len(uncertainty["round_ms"]) >= 1
+    assert set(uncertainty["conditions"]) >= {"load_avg", "steal", "busy_others"}
+    (cached,) = [
+        LatencyCache(cache).get(sha256_file(tiny_tflite), fp)
+        for fp in [HostBackend(num_threads=1).fingerprint()]
+    ]
+    assert cached.to_dict() == written
+    second = _run(*args)
+    assert second.returncode == 0, second.stderr
+    if uncertainty["stable"]:  # answered from the cache, interval and all
+        assert " hit" in second.stdout and summary in second.stdout.splitlines()
+    else:  # an unstable result is never answered from the cache
+        assert " re-measured" in second.stdout
 
 
 def test_repeats_and_output_dir(tiny_tflite, tmp_path):

@@ -27,6 +27,25 @@ def _run(*flags, timeout=180):
         (["--dataset=no_such_dataset_xyz"], "no_such_dataset_xyz"),
         (["--num_trials=0"], "num_trials must be >= 1, got 0"),
         (["--latency_backend=benchmark_model"], "needs --benchmark_model=PATH"),
+        (
+            ["--shared_batch_size=8"],
+            "--shared_batch_size needs --evaluation=shared (got "
+            "--evaluation=standalone)",
+        ),
+        (
+            ["--evaluation=shared", "--latency=measured"],
+            "--evaluation=shared scores latency from the lookup table: use "
+            "--latency=verified (the top-k are also measured) or predicted",
+        ),
+        (
+            ["--evaluation=shared", "--shared_resolution=4"],
+            "--shared_resolution must be >= 8, got 4",
+        ),
+        (
+            ["--evaluation=shared", "--time_budget_s=0"],
+            "--time_budget_s must be >= 1, got 0.0",
+        ),
+        (["--outputs_interval_s=-1"], "--outputs_interval_s must be >= 0, got -1.0"),
     ],
 )
 def test_bad_flags_get_a_clear_message(tmp_path, flags, message):

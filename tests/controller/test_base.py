@@ -141,10 +141,24 @@ def test_invalid_reward_is_rejected_and_state_unchanged(reward):
     assert controller.state_summary()["num_failed"] == 1
 
 
-def test_feedback_errors_are_value_errors():
-    assert issubclass(FeedbackError, ValueError)
-    for error in (UnknownProposalError, DuplicateFeedbackError, InvalidRewardError):
-        assert issubclass(error, FeedbackError)
+def test_every_feedback_refusal_is_caught_as_one_feedback_value_error():
+    """A search catches bad feedback with one clause (FeedbackError, a
+    ValueError), whichever of the three refusals it is."""
+    controller = RecordingController()
+    controller.propose()
+    controller.propose()
+    controller.feedback(0, 0.5)
+    refusals = {
+        UnknownProposalError: lambda: controller.feedback(9, 0.5),
+        DuplicateFeedbackError: lambda: controller.feedback(0, 0.5),
+        InvalidRewardError: lambda: controller.feedback(1, math.nan),
+    }
+    for kind, refused in refusals.items():
+        with pytest.raises(FeedbackError) as info:
+            refused()
+        assert type(info.value) is kind
+        assert isinstance(info.value, ValueError)
+    assert controller.num_pending == 1  # nothing refused changed the state
 
 
 def test_numpy_scalars_are_accepted():
@@ -168,44 +182,10 @@ def test_bad_decisions_and_actions_are_rejected():
         controller.log_prob([0])
     with pytest.raises(ValueError, match="out of range"):
         controller.log_prob([0, 3])
-
-
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        (dict(batch_size=0), "batch_size"),
-        (dict(seed=-1), "seed"),
-        (dict(seed=2**31), "seed"),
-        (dict(learning_rate=0.0), "learning_rate"),
-        (dict(learning_rate=math.nan), "learning_rate"),
-        (dict(baseline_decay=1.0), "baseline_decay"),
-        (dict(entropy_weight=-1.0), "entropy_weight"),
-        (dict(ppo_clip=0.0), "ppo_clip"),
-        (dict(tanh_constant=0.0), "tanh_constant"),
-        (dict(hidden_size=2.5), "hidden_size"),
-    ],
-)
-def test_config_validation(changes, message):
-    with pytest.raises(ValueError, match=message):
-        ControllerConfig(**changes)
-
-
-def test_config_fills_algorithm_defaults_only_where_unset():
-    default = ControllerConfig()
-    assert default.resolve("reinforce").learning_rate == 0.01
-    assert default.resolve("ppo").learning_rate == 0.005
-    assert default.resolve("ppo").entropy_weight == 0.003
-    explicit = ControllerConfig(learning_rate=0.1, entropy_weight=0.0)
-    assert explicit.resolve("ppo") == explicit
-    with pytest.raises(ValueError, match="algorithm"):
-        default.resolve("random")
-
-
-def test_config_round_trips_through_dict():
-    config = ControllerConfig(batch_size=4, tanh_constant=2.5, seed=7)
-    assert ControllerConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown controller config keys"):
-        ControllerConfig.from_dict({"batch_sise": 4})
+    # Two bytes would pass as two in-range actions if iterated.
+    with pytest.raises(ValueError) as info:
+        controller.log_prob(b"\x00\x01")
+    assert str(info.value) == "actions must be a sequence of integers, got bytes"
 
 
 def test_save_restore_keeps_pending_buffer_and_counters(tmp_path):

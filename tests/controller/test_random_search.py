@@ -73,12 +73,23 @@ def test_save_restore_continues_identically(tmp_path):
     assert [resumed.propose() for _ in range(5)] == expected
 
 
-def test_factory_kinds():
-    assert CONTROLLER_KINDS == ("reinforce", "ppo", "random")
-    assert isinstance(make_controller("random", DECISIONS), RandomController)
-    small = DECISIONS[:6]
-    assert make_controller("reinforce", small).kind == "reinforce"
-    ppo = make_controller("ppo", small)
-    assert isinstance(ppo, LSTMController) and ppo.algorithm == "ppo"
-    with pytest.raises(ValueError, match="unknown controller kind"):
+@pytest.mark.parametrize("kind", CONTROLLER_KINDS)
+def test_the_factory_builds_each_kind_it_lists(kind):
+    config = ControllerConfig(seed=2)
+    controller = make_controller(kind, DECISIONS[:6], config)
+    assert controller.kind == kind
+    assert controller.decisions == DECISIONS[:6]
+    if kind == "random":
+        assert type(controller) is RandomController
+    else:  # the learners fill in their algorithm's defaults
+        assert type(controller) is LSTMController
+        assert controller.config == config.resolve(kind)
+
+
+def test_the_factory_refuses_an_unknown_kind_naming_the_known_ones():
+    with pytest.raises(ValueError) as info:
         make_controller("evolution", DECISIONS)
+    assert str(info.value) == (
+        "unknown controller kind 'evolution'; expected one of "
+        "('reinforce', 'ppo', 'random')"
+    )

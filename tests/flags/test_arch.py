@@ -11,6 +11,7 @@ from mnas.flags.arch import (
     load_arch,
 )
 from mnas.search_space import SpecError, get_preset, get_search_space
+from mnas.search_space.scaling import scale
 
 
 def test_preset_scaled_with_resolution_and_classes(parse):
@@ -60,7 +61,8 @@ def test_bad_numbers_are_refused_before_anything_is_built(parse, args, message):
 
 
 def test_best_json_and_weights_json_give_their_architecture(tmp_path):
-    spec = get_preset("mnasnet-small")
+    # Scaled: resolution, multipliers and dropout travel with the blocks.
+    spec = scale(get_preset("mnasnet-a1"), 1)
     best = tmp_path / "best.json"
     best.write_text(
         json.dumps(
@@ -104,8 +106,6 @@ def test_best_json_and_weights_json_give_their_architecture(tmp_path):
         ("[]", "must hold a JSON object"),
         ('{"best": []}', "lists no best entry"),
         ("{", "is not valid JSON: "),
-        ('{"search_space": "mnasnet/v0/0", "best": []}', "comes from search space "),
-        ('{"search_space": "nope/v1", "best": []}', "comes from unknown search space"),
     ],
 )
 def test_bad_architecture_files_are_refused_naming_the_file(tmp_path, content, message):
@@ -117,5 +117,43 @@ def test_bad_architecture_files_are_refused_naming_the_file(tmp_path, content, m
     assert message in str(info.value)
 
 
-def test_search_space_flag(parse):
-    assert parse(define_search_space_flag).search_space == "mnasnet"
+def test_the_default_search_space_flag_names_a_known_space(parse):
+    name = parse(define_search_space_flag).search_space
+    assert get_search_space(name).name == name
+
+
+def test_an_arch_file_of_another_format_version_is_refused(tmp_path):
+    data = get_preset("mnasnet-a1").to_dict()
+    data["format_version"] = 99
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecError) as info:
+        load_arch(str(path))
+    assert str(info.value) == (
+        f"architecture file {str(path)!r}: architecture format version 99 is not "
+        "supported (this mnas reads version 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    "identity, reason",
+    [
+        ("mnasnet/v0/000000000000", "comes from search space "
+         "'mnasnet/v0/000000000000'; this mnas has {current!r}"),
+        ("resnet/v1/abc", "comes from unknown search space 'resnet/v1/abc'"),
+    ],
+)  # fmt: skip
+def test_best_json_of_another_search_space_is_refused_naming_both(
+    tmp_path, identity, reason
+):
+    path = tmp_path / "best.json"
+    arch = get_preset("mnasnet-small").to_dict()
+    path.write_text(
+        json.dumps({"search_space": identity, "best": [{"rank": 1, "arch": arch}]})
+    )
+    with pytest.raises(SpecError) as info:
+        load_arch(str(path))
+    current = get_search_space().identity()
+    assert str(info.value) == (
+        f"architecture file {str(path)!r} " + reason.format(current=current)
+    )

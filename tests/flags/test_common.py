@@ -118,12 +118,17 @@ def test_guarded_main_prints_one_line_for_expected_errors(capsys):
     assert capsys.readouterr().err == "mnas-x: --x must be >= 1, got 0\n"
 
 
-def test_guarded_main_keeps_the_traceback_of_a_bug():
-    def main(argv):
-        raise KeyError("bug")
+def test_guarded_main_keeps_the_traceback_of_a_bug(capsys):
+    bug = KeyError("bug")
 
-    with pytest.raises(KeyError):
+    def main(argv):
+        raise bug
+
+    with pytest.raises(KeyError) as info:
         guarded("mnas-x", main)(["mnas-x"])
+    assert info.value is bug  # not turned into a one-line exit
+    assert info.traceback[-1].name == "main"
+    assert capsys.readouterr().err == ""
 
 
 def test_guarded_main_turns_ctrl_c_into_one_line(capsys):

@@ -5,7 +5,6 @@ import pytest
 from mnas.flags.latency import (
     define_deployment_resolution_flag,
     define_latency_flags,
-    define_measure_flags,
     deployment_resolution_from_flags,
     latency_config_from_flags,
 )
@@ -86,6 +85,50 @@ def test_deployment_resolution_bounds(parse):
         assert str(info.value) == message
 
 
-def test_measure_flags(parse):
-    flag_values = parse(define_measure_flags, "--tflite=m.tflite", "--repeats=3")
-    assert (flag_values.tflite, flag_values.repeats) == ("m.tflite", 3)
+def test_adaptive_flags_make_the_measurement_settings(parse):
+    config = latency_config_from_flags(
+        parse(
+            define_latency_flags,
+            "--latency_precision=0.03",
+            "--latency_max_seconds=20",
+            "--latency_confidence=0.9",
+            "--latency_min_rounds=3",
+            "--latency_max_rounds=12",
+            "--latency_remeasures=2",
+            "--latency_reference=mobilenet-v2",
+        )
+    )
+    assert (config.adaptive, config.target_precision, config.max_measure_s) == (
+        True,
+        0.03,
+        20.0,
+    )
+    assert (config.confidence, config.min_rounds, config.max_rounds) == (0.9, 3, 12)
+    assert (config.remeasures, config.reference) == (2, "mobilenet-v2")
+    # mnas-latency's defaults: ±2% within a minute; one plain round on request.
+    default = latency_config_from_flags(parse(define_latency_flags))
+    assert (default.target_precision, default.max_measure_s) == (0.02, 60.0)
+    assert default.reference is None
+    plain = latency_config_from_flags(
+        parse(define_latency_flags, "--nolatency_adaptive")
+    )
+    assert plain.adaptive is False
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--latency_precision=1.5"], "--latency_precision must be a number in (0, 1), got 1.5"),
+        (["--latency_max_seconds=0"], "--latency_max_seconds must be a number in (0, 86400], "
+         "got 0.0"),
+        (["--latency_min_rounds=1"], "--latency_min_rounds must be an integer in [2, 10000], "
+         "got 1"),
+        (["--latency_reference=mobilenet-v2", "--nolatency_adaptive"],
+         "--latency_reference needs adaptive measurement: the reference is timed "
+         "in the same rounds (drop --nolatency_adaptive)"),
+    ],
+)  # fmt: skip
+def test_bad_adaptive_flags(parse, args, message):
+    with pytest.raises(ValueError) as info:
+        latency_config_from_flags(parse(define_latency_flags, *args))
+    assert str(info.value) == message

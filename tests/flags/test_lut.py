@@ -3,18 +3,20 @@
 import os
 
 import pytest
+from absl import flags
 
 from mnas.flags.latency import define_latency_flags
 from mnas.flags.lut import (
+    LATENCY_SOURCES,
     define_latency_source_flag,
-    define_lut_calibrated_flag,
     define_lut_flags,
     define_lut_job_flags,
     lut_job_from_flags,
     lut_mode_from_flags,
     lut_path_from_flags,
 )
-from mnas.latency import DEFAULT_LUT_PATH, LutJob
+from mnas.flags.search import define_search_flags, search_config_from_flags
+from mnas.latency import DEFAULT_LUT_PATH, LatencyConfig, LutJob
 from mnas.search_space import get_preset
 
 
@@ -93,11 +95,20 @@ def test_bad_job_flags(parse, args, spec, message):
     assert str(info.value) == message
 
 
-def test_latency_source_and_calibrated_flags(parse):
-    flag_values = parse(
-        define_latency_source_flag,
-        define_lut_calibrated_flag,
-        "--latency=verified",
-        "--lut_calibrated",
+@pytest.mark.parametrize("mode", LATENCY_SOURCES)
+def test_latency_source_is_the_search_mode_and_only_measured_drops_the_table(
+    parse, mode
+):
+    """(--lut_calibrated reaches DnasConfig: tests/flags/test_dnas.py.)"""
+    flag_values = parse(define_search_flags, f"--latency={mode}")
+    config = search_config_from_flags(flag_values, LatencyConfig(), "/t.jsonl")
+    assert config.latency_mode == mode
+    assert config.lut_path == (None if mode == "measured" else "/t.jsonl")
+
+
+def test_an_unknown_latency_source_is_refused_while_parsing(parse):
+    with pytest.raises(flags.IllegalFlagValueError) as info:
+        parse(define_latency_source_flag, "--latency=guessed")
+    assert str(info.value) == (
+        "flag --latency=guessed: value should be one of <measured|predicted|verified>"
     )
-    assert (flag_values.latency, flag_values.lut_calibrated) == ("verified", True)

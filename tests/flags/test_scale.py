@@ -67,7 +67,7 @@ def test_grid_search_config_scores_by_reward_only_with_a_target(parse):
     )
     assert by_accuracy.triples == ((1.2, 1.1, 1.15),)
     assert by_accuracy.reward is None
-    assert (by_accuracy.trainer.epochs, by_accuracy.data.batch_size) == (2, 16)
+    assert (by_accuracy.trainer.epochs, by_accuracy.data.batch_size) == (2, 64)
     by_reward = scaling_search_config_from_flags(
         parse(define_scale_flags, "--target_ms=5", "--grid_step=0.1", "--grid_max=1.4")
     )

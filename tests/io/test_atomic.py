@@ -23,10 +23,16 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
     assert not (tmp_path / "best.json.partial").exists()
 
 
-def test_bytes(tmp_path):
-    path = tmp_path / "model.tflite"
-    write_bytes_atomic(str(path), b"\x00\x01")
+def test_bytes_replace_the_file_so_a_reader_of_the_old_one_never_sees_a_mix(
+    tmp_path,
+):
+    path = tmp_path / "models" / "model.tflite"
+    write_bytes_atomic(str(path), b"old model")
+    with open(path, "rb") as reader:  # e.g. a latency backend reading it
+        write_bytes_atomic(path, b"\x00\x01")
+        assert reader.read() == b"old model"  # renamed over, not rewritten
     assert path.read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.tflite"]
 
 
 def test_a_figure_is_a_png_and_a_failed_save_keeps_the_old_one(tmp_path):

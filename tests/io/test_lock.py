@@ -54,7 +54,10 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = _holder(path)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    FileLock(path, "x").acquire().release()
+    assert path.read_text() == f"{holder.pid}\n"  # the dead holder's pid is left
+    with FileLock(path, "x") as lock:
+        assert lock.held
+        assert path.read_text() == f"{os.getpid()}\n"
 
 
 def test_two_locks_in_one_process_exclude_each_other_until_released(tmp_path):

@@ -211,3 +211,28 @@ def test_results_without_an_interval_are_hits_unless_one_is_required(tmp_path):
     strict = CachedBackend(inner, cache, require_interval=True)
     assert strict.measure(str(model)).uncertainty is not None
     assert len(inner.calls) == 1 and strict.remeasured == 1
+
+
+def test_a_result_without_the_ratio_to_the_reference_is_measured_again(tmp_path):
+    from mnas.latency.measure.uncertainty import RatioEstimate
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"m")
+    cache = LatencyCache(tmp_path / "c.sqlite")
+    digest = sha256_file(model)
+    cache.put(digest, with_verdict(result(3.0), stable=True))  # no ratio
+    inner = CountingBackend()
+    ratio = RatioEstimate("MobileNetV2 1.0 @224", 6.0, 0.5, 0.45, 0.55, 5)
+    inner_result = with_verdict(result(3.0), stable=True)
+    inner.measure = lambda path: dataclasses.replace(
+        inner_result,
+        uncertainty=dataclasses.replace(inner_result.uncertainty, ratio=ratio),
+    )
+    wanting = CachedBackend(inner, cache, require_reference="MobileNetV2 1.0 @224")
+    assert wanting.measure(str(model)).uncertainty.ratio == ratio
+    assert wanting.remeasured == 1
+    assert wanting.measure(str(model)).uncertainty.ratio == ratio
+    assert wanting.hits == 1  # now it has that ratio
+    other = CachedBackend(inner, cache, require_reference="mnasnet-a1 @224")
+    other.measure(str(model))
+    assert other.remeasured == 1  # a ratio to another reference does not count

@@ -19,8 +19,8 @@ from mnas.train.proxy import TrainerConfig
 
 
 def test_default_triples_satisfy_the_constraint():
-    assert len(DEFAULT_TRIPLES) == 5
-    assert (1.2, 1.1, 1.15) in DEFAULT_TRIPLES
+    assert (1.2, 1.1, 1.15) in DEFAULT_TRIPLES  # EfficientNet's published triple
+    assert len(set(DEFAULT_TRIPLES)) == len(DEFAULT_TRIPLES)  # none scored twice
     for triple in DEFAULT_TRIPLES:
         ScalingCoefficients(*triple).check(0.1)
 
@@ -33,6 +33,13 @@ def test_grid_triples_respect_tolerance():
     with pytest.raises(ScalingError) as info:
         grid_triples(step=0)
     assert str(info.value) == "grid step must be a finite number > 0, got 0"
+    with pytest.raises(ScalingError) as info:
+        grid_triples(step=1e-9)
+    assert str(info.value) == (
+        "grid step 1e-09 gives 600000001 values per coefficient on 1.0..1.6; "
+        "at most 100 (a cube of them is scored)"
+    )
+    assert len(grid_triples(step=0.6 / 99)) > len(triples)  # 100 values: allowed
 
 
 def test_parse_triples():

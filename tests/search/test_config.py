@@ -87,6 +87,27 @@ def test_unknown_fields_are_refused():
             "controller_kind must be one of reinforce, ppo, random, got 'evolution'",
         ),
         ({"top_k": 0}, "top_k must be >= 1, got 0"),
+        (
+            {"time_budget_s": 60.0},
+            "time_budget_s needs evaluation 'shared' (got 'standalone')",
+        ),
+        (
+            {
+                "evaluation": "shared",
+                "lut_path": "t",
+                "latency_mode": "predicted",
+                "time_budget_s": float("inf"),
+            },
+            "time_budget_s must be a finite number > 0, got inf",
+        ),
+        (
+            {"outputs_interval_s": -1.0},
+            "outputs_interval_s must be a finite number >= 0, got -1.0",
+        ),
+        (
+            {"evaluation": "one-shot"},
+            "evaluation must be one of standalone, shared, got 'one-shot'",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_field_and_range(changes, message):

@@ -8,6 +8,8 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
+
 from mnas.search.trial import Journal
 from mnas.testing.search_driver import driver_command, driver_config
 
@@ -45,14 +47,19 @@ def _finished_count(work_dir):
         return handle.read().count(b'"status": "COMPLETED"') + 0
 
 
+# Slow (repeated kills of a real search); the fast suite covers a SIGKILL resume in
+# tests/search/test_signals.py and replay in tests/search/test_oracle.py.
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path):
     rng = random.Random(20261127)
     work_dir = str(tmp_path)
     kills = 0
     for attempt in range(4):
         process = _start(work_dir, resume=attempt > 0)
-        # Wait until the search is producing trials, then kill at a random moment.
-        deadline = time.monotonic() + 90
+        # Wait until the search is producing trials, then kill at a random moment
+        # (a start imports TensorFlow and traces the controller: minutes on a
+        # loaded two-core machine).
+        deadline = time.monotonic() + 300
         start_count = _finished_count(work_dir)
         while _finished_count(work_dir) == start_count and process.poll() is None:
             if time.monotonic() > deadline:

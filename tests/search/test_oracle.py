@@ -46,31 +46,35 @@ def _record_calls(oracle, events):
     spy(journal, "append", "append")
 
 
-def test_a_proposal_is_checkpointed_before_its_running_record(tmp_path):
+def test_a_proposal_is_recorded_without_a_checkpoint(tmp_path):
     events = []
     oracle = _oracle(tmp_path, events)
     oracle.resume()
     record = oracle.next_trial()
-    assert events == ["propose", "save", "append RUNNING"]
+    assert events == ["propose", "append RUNNING"]
     assert (record.trial_id, record.status, record.proposal_id) == (0, "RUNNING", 0)
     assert record.block_strings == SPACE.decode(record.actions).block_strings
 
 
-def test_a_result_is_recorded_then_fed_back_then_checkpointed(tmp_path):
+def test_a_result_is_recorded_then_fed_back_checkpointed_only_by_an_update(
+    tmp_path,
+):
     events = []
     oracle = _oracle(tmp_path, events)
     oracle.resume()
-    first, second = oracle.next_trial(), oracle.next_trial()
+    first, second, third = (oracle.next_trial() for _ in range(3))
     events.clear()
     oracle.finish(first.replace(status="COMPLETED", reward=0.5, accuracy=0.5))
     oracle.finish(second.replace(status="FAILED", error="boom"))
+    oracle.finish(third.replace(status="COMPLETED", reward=0.4, accuracy=0.4))
     assert events == [
         "append COMPLETED",
         "feedback",
-        "save",
         "append FAILED",
         "feedback_failed",
-        "save",
+        "append COMPLETED",
+        "feedback",
+        "save",  # the second reward completed a batch of 2: an update
     ]
     with pytest.raises(ValueError, match="trial 0 is not finished: RUNNING"):
         oracle.finish(first)
@@ -80,10 +84,10 @@ def test_resume_replays_a_reward_the_checkpoint_missed(tmp_path):
     oracle = _oracle(tmp_path)
     oracle.resume()
     record = oracle.next_trial()
-    # Killed after the COMPLETED record, before the feedback and the save.
+    # Killed after the COMPLETED record, before the feedback.
     oracle.journal.append(record.replace(status="COMPLETED", reward=0.7))
     resumed = _oracle(tmp_path)
-    assert resumed.controller.num_pending == 1
+    assert resumed.controller.num_pending == 0  # no checkpoint holds it
     plan = resumed.resume()
     assert (plan.finished, plan.replayed, plan.reruns, plan.orphans) == (1, 1, [], [])
     assert resumed.controller.state_summary()["num_rewards"] == 1
@@ -96,7 +100,7 @@ def test_resume_turns_an_unrecorded_proposal_into_the_next_trial(tmp_path):
     oracle = _oracle(tmp_path)
     oracle.resume()
     proposal = oracle.controller.propose()
-    oracle.save()  # killed before the RUNNING record
+    oracle.save()  # a checkpoint holding it (an update), then killed
     resumed = _oracle(tmp_path)
     plan = resumed.resume()
     assert plan.describe() == (
@@ -147,3 +151,49 @@ def test_restore_removes_the_leftovers_of_an_interrupted_save(tmp_path):
     os.makedirs(tmp_path / "controller" / "ckpt-2_temp")
     _oracle(tmp_path)
     assert not (tmp_path / "controller" / "ckpt-2_temp").exists()
+
+
+@pytest.mark.parametrize("kind", ["random", "reinforce"])
+def test_resume_samples_the_proposals_since_the_last_update_again(tmp_path, kind):
+    def make():
+        controller = make_controller(
+            kind, SPACE.decisions(), ControllerConfig(batch_size=2, seed=3)
+        )
+        journal = Journal.open(str(tmp_path / "trials.jsonl"))
+        return Oracle.restore(controller, journal, SPACE, str(tmp_path / "ctl"))
+
+    oracle = make()
+    oracle.resume()
+    records = [oracle.next_trial() for _ in range(3)]
+    for record in records[:2]:  # an update, checkpointed
+        oracle.finish(record.replace(status="COMPLETED", reward=0.5, accuracy=0.5))
+    after = [oracle.next_trial() for _ in range(2)]  # proposed after it
+    oracle.finish(after[0].replace(status="COMPLETED", reward=0.3, accuracy=0.3))
+    # Killed: the checkpoint predates after[0] and after[1].
+    resumed = make()
+    plan = resumed.resume()
+    assert plan.replayed == 1
+    assert [r.trial_id for r in plan.reruns] == [2, 4]
+    pending = resumed.controller.pending_proposals()
+    assert [(p.proposal_id, p.actions) for p in pending] == [
+        (r.proposal_id, r.actions) for r in (records[2], after[1])
+    ]
+    assert resumed.next_trial().trial_id == 2
+    assert resumed.next_trial().trial_id == 4
+    new = resumed.next_trial()
+    assert (new.trial_id, new.proposal_id) == (5, 5)
+
+
+def test_resume_refuses_a_journal_the_controller_does_not_sample_again(tmp_path):
+    oracle = _oracle(tmp_path)
+    oracle.resume()
+    record = oracle.next_trial()
+    changed = tuple((a + 1) % 2 for a in record.actions)
+    oracle.journal.append(record.replace(actions=changed))
+    with pytest.raises(JournalError) as info:
+        _oracle(tmp_path).resume()
+    assert str(info.value) == (
+        f"{tmp_path / 'trials.jsonl'}: trial 0 holds proposal 0 with other "
+        "actions than the controller samples again from its checkpoint (was "
+        "the controller's seed or config changed?)"
+    )

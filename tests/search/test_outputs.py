@@ -105,3 +105,18 @@ def test_model_paths_follow_the_work_directory_not_the_journal(tmp_path):
 def test_pareto_png_is_written(tmp_path):
     Outputs(str(tmp_path)).plot_pareto([(5.0, 0.5), (4.0, 0.6)], 6.0, "t")
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_outputs_are_due_at_the_first_trial_then_once_per_interval():
+    from mnas.search.runner import OutputsThrottle
+
+    now = [100.0]
+    throttle = OutputsThrottle(15.0, clock=lambda: now[0])
+    due = []
+    for step in (0.0, 5.0, 14.0, 15.5, 20.0, 31.0):
+        now[0] = 100.0 + step
+        due.append(throttle.due())
+        if due[-1]:
+            throttle.wrote()
+    assert due == [True, False, False, True, False, True]
+    assert OutputsThrottle(0.0, clock=lambda: now[0]).due()

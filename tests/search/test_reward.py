@@ -40,6 +40,18 @@ def test_custom_exponents_override_defaults():
     "kwargs, message",
     [
         ({"target_ms": 0}, "target latency must be > 0 ms, got 0"),
+        (
+            {"alpha": math.inf},
+            "reward alpha must be a number in [-10, 10] or None, got inf",
+        ),
+        (
+            {"beta": "-0.07"},
+            "reward beta must be a number in [-10, 10] or None, got '-0.07'",
+        ),
+        (
+            {"beta": 50.0},
+            "reward beta must be a number in [-10, 10] or None, got 50.0",
+        ),
         ({"target_ms": -5.0}, "target latency must be > 0 ms, got -5.0"),
         ({"target_ms": math.nan}, "target latency must be a finite number, got nan"),
         (

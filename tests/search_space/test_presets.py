@@ -3,23 +3,14 @@ import pytest
 from mnas.search_space import UnknownPresetError, get_preset, parse_arch, preset_names
 
 
-def test_known_presets():
-    assert preset_names() == (
-        "efficientnet-b0",
-        "efficientnet-b1",
-        "efficientnet-b2",
-        "efficientnet-b3",
-        "efficientnet-b4",
-        "efficientnet-b5",
-        "efficientnet-b6",
-        "efficientnet-b7",
-        "mnasnet-a1",
-        "mnasnet-b1",
-        "mnasnet-d1",
-        "mnasnet-d1-320",
-        "mnasnet-small",
-        "mobilenet-v2",
-    )
+@pytest.mark.parametrize("name", preset_names())
+def test_each_preset_is_named_after_itself_and_rebuilds_from_its_strings(name):
+    """``--arch=NAME`` and ``--arch=<its block strings>`` build one network."""
+    spec = get_preset(name)
+    assert spec.name == name
+    assert parse_arch(name) == spec
+    rebuilt = parse_arch(",".join(spec.block_strings))
+    assert rebuilt.blocks == spec.blocks
 
 
 def test_unknown_preset_lists_known_ones():

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from mnas.model.cost import compute_stats
-from mnas.search_space import ArchSpec, SpecError, get_preset
+from mnas.search_space import ArchSpec, get_preset
 from mnas.search_space.scaling import (
     EFFICIENTNET_TABLE,
     ScalingCoefficients,
@@ -140,59 +140,3 @@ def test_published_coefficients_pass_default_tolerance():
 def test_json_round_trip_of_scaled_spec():
     spec = scale(get_preset("mnasnet-a1"), 2)
     assert ArchSpec.from_json(spec.to_json()) == spec
-
-
-def test_arch_file_from_other_format_version(tmp_path):
-    from mnas.flags.arch import load_arch
-
-    data = get_preset("mnasnet-a1").to_dict()
-    data["format_version"] = 99
-    path = tmp_path / "arch.json"
-    path.write_text(__import__("json").dumps(data))
-    with pytest.raises(SpecError) as info:
-        load_arch(str(path))
-    assert str(info.value) == (
-        f"architecture file {str(path)!r}: architecture format version 99 is not "
-        "supported (this mnas reads version 1)"
-    )
-
-
-def _best_json(tmp_path, identity):
-    import json
-
-    spec = scale(get_preset("mnasnet-a1"), 1)
-    path = tmp_path / "best.json"
-    path.write_text(
-        json.dumps(
-            {"search_space": identity, "best": [{"rank": 1, "arch": spec.to_dict()}]}
-        )
-    )
-    return str(path), spec
-
-
-def test_best_json_from_a_search_loads(tmp_path):
-    from mnas.flags.arch import load_arch
-    from mnas.search_space import get_search_space
-
-    path, spec = _best_json(tmp_path, get_search_space().identity())
-    assert load_arch(path) == spec
-
-
-def test_best_json_from_another_search_space_version(tmp_path):
-    from mnas.flags.arch import load_arch
-    from mnas.search_space import get_search_space
-
-    path, _ = _best_json(tmp_path, "mnasnet/v0/000000000000")
-    with pytest.raises(SpecError) as info:
-        load_arch(path)
-    assert str(info.value) == (
-        f"architecture file {path!r} comes from search space "
-        f"'mnasnet/v0/000000000000'; this mnas has "
-        f"{get_search_space().identity()!r}"
-    )
-    path, _ = _best_json(tmp_path, "resnet/v1/abc")
-    with pytest.raises(SpecError) as info:
-        load_arch(path)
-    assert str(info.value) == (
-        f"architecture file {path!r} comes from unknown search space 'resnet/v1/abc'"
-    )

@@ -12,12 +12,51 @@ from mnas.model.weights import load_weights
 from mnas.search_space import parse_arch
 from mnas.train.full import (
     FullTrainingConfig,
+    FullTrainingConfigError,
     OfficialSchedule,
     averaged_variables,
     train,
 )
 
 ARCH = "r1_k3_s11_e1_i16_o16_noskip,r1_k3_s22_e3_i16_o24_se0.25"
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("epochs", 0, "training epochs must be an integer in [1, 10000], got 0"),
+        (
+            "warmup_epochs",
+            float("nan"),
+            "training warmup_epochs must be a number in [0, 10000], got nan",
+        ),
+        (
+            "lr_decay_rate",
+            1.5,
+            "training lr_decay_rate must be a number in (0, 1], got 1.5",
+        ),
+        (
+            "dropout_rate",
+            "0.2",
+            "training dropout_rate must be a number in [0, 1) or None, got '0.2'",
+        ),
+        (
+            "resolution",
+            4,
+            "training resolution must be an integer in [8, 2048] or None, got 4",
+        ),
+        (
+            "strategy",
+            "gpu",
+            "training strategy must be one of ('default', 'mirrored', 'tpu'), "
+            "got 'gpu'",
+        ),
+    ],
+)
+def test_an_out_of_range_setting_is_refused_by_name(field, value, message) -> None:
+    with pytest.raises(FullTrainingConfigError) as info:
+        FullTrainingConfig(**{field: value})
+    assert str(info.value) == message
 
 
 def test_defaults_are_the_official_recipe() -> None:

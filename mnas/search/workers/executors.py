@@ -71,7 +71,9 @@ def make_latency_backend(
     from mnas.latency import backend_from_config, check_backends, pool_from_config
 
     if len(latency.serials) > 1:
-        return pool_from_config(latency)
+        pool = pool_from_config(latency)
+        check_backends(pool.backends)
+        return pool
     backend = backend_from_config(latency)
     check_backends([backend])
     return backend

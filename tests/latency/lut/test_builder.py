@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from mnas.latency.backends.host import HostBackend
@@ -37,6 +38,12 @@ def test_entry_backend_keeps_the_fingerprint_and_shortens_the_loop():
     assert (opts.num_threads, opts.cpus, opts.seed) == (2, (0,), 3)
     fake = FixedBackend()
     assert entry_backend(fake) is fake
+    # One round of an adaptive measurement: shorter still.
+    rounds = entry_backend(host, rounds=True)
+    assert rounds.fingerprint() == host.fingerprint()
+    opts = rounds.options
+    assert (opts.warmup_runs, opts.num_runs, opts.min_secs) == (2, 10, 0.02)
+    assert entry_backend(fake, rounds=True) is fake
 
 
 def test_new_table_header():
@@ -205,3 +212,98 @@ def test_a_second_build_of_the_same_table_is_refused_naming_the_builder(tmp_path
         assert backend.calls == []
     report = build_space_table(table, space, backend)  # the lock went with it
     assert report.measured == len(space_keys(space, NUM_CLASSES))
+
+
+# -- adaptive entries ----------------------------------------------------------------
+
+
+def _timing(remeasures=1, batch=4):
+    from mnas.latency.lut.builder import AdaptiveTiming
+    from mnas.latency.measure.adaptive import AdaptiveSettings
+
+    settings = AdaptiveSettings(
+        target=0.02, min_rounds=2, max_rounds=3, max_seconds=1e4, precheck_seconds=0
+    )
+    return AdaptiveTiming(
+        settings, batch=batch, remeasures=remeasures, watch_interference=False
+    )
+
+
+def test_adaptive_entries_record_intervals_and_a_noisy_one_is_measured_again(
+    tmp_path,
+):
+    from mnas.latency.lut.builder import measure_entries
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space = tiny_space()
+    keys = space_keys(space, NUM_CLASSES)[:6]
+    path = tmp_path / "t.jsonl"
+    # The second entry's first measurement (3 rounds) falls in a noisy phase.
+    backend = NoisyPhaseBackend({"entry00001.tflite": 3}, ms=1.5)
+    table = open_or_create(path, backend, space, NUM_CLASSES)
+    progress = []
+    stats = measure_entries(
+        table, keys, backend, lambda *a: progress.append(a), timing=_timing()
+    )
+    assert (stats.measured, stats.remeasured, stats.unstable) == (6, 1, 0)
+    # Batches of 4 and 2 in interleaved rounds, then the noisy entry alone.
+    assert backend.calls == [
+        *["entry00000.tflite", "entry00001.tflite", "entry00002.tflite",
+          "entry00003.tflite"],
+        *["entry00001.tflite", "entry00002.tflite", "entry00003.tflite",
+          "entry00000.tflite"],
+        "entry00001.tflite",  # only the noisy one runs to max_rounds
+        *["entry00004.tflite", "entry00005.tflite"],
+        *["entry00005.tflite", "entry00004.tflite"],
+        *["entry00001.tflite"] * 2,  # measured again after the pass: steady
+    ]  # fmt: skip
+    lines = _entry_lines(path)
+    assert [r["key"] for r in lines] == [str(k) for k in keys] + [str(keys[1])]
+    quiet = lines[0]
+    assert (quiet["low_ms"], quiet["median_ms"], quiet["high_ms"]) == (1.5, 1.5, 1.5)
+    assert (quiet["rounds"], quiet["stable"], quiet["runs"]) == (2, True, 4)
+    noisy, again = lines[1], lines[-1]
+    assert noisy["stable"] is False and noisy["rounds"] == 3
+    assert noisy["low_ms"] < 1.5 < noisy["high_ms"]
+    assert again["stable"] is True and again["median_ms"] == 1.5
+    for loaded in (table, LookupTable.load(path)):
+        assert loaded.get(keys[1]).stable is True
+        assert loaded.measurements(keys[1]) == 2
+    assert progress[-1] == (1, 1, f"again (unstable): {keys[1]}")
+    assert [p[:2] for p in progress[:6]] == [(i, 6) for i in range(1, 7)]
+
+
+def test_an_entry_noisy_in_every_measurement_is_kept_flagged(tmp_path):
+    from mnas.latency.lut.builder import build_space_table
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space = tiny_space()
+    keys = space_keys(space, NUM_CLASSES)
+    backend = NoisyPhaseBackend({"entry00002.tflite": 1000}, ms=1.0)
+    table = open_or_create(tmp_path / "t.jsonl", backend, space, NUM_CLASSES)
+    report = build_space_table(
+        table, space, backend, timing=_timing(remeasures=2, batch=8)
+    )
+    assert (report.measured, report.remeasured, report.unstable) == (
+        len(keys),
+        2,
+        1,
+    )
+    assert table.unstable() == [str(keys[2])]
+    assert table.measurements(keys[2]) == 3
+    entry = table.get(keys[2])
+    assert entry.stable is False and entry.low_ms < entry.median_ms < entry.high_ms
+
+
+def test_a_predictor_measures_missing_entries_with_its_timing():
+    from mnas.latency.lut.predictor import LatencyPredictor
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space = tiny_space()
+    backend = NoisyPhaseBackend({}, ms=2.0)
+    table = LookupTable.create(None, new_table_header(backend, space, NUM_CLASSES))
+    predictor = LatencyPredictor(table, backend, timing=_timing())
+    spec = space.decode(space.sample(np.random.default_rng(0)))
+    keys = predictor.keys(spec)
+    assert predictor.raw_ms(spec) == pytest.approx(2.0 * len(keys))
+    assert all(table.get(k).rounds == 2 for k in keys)

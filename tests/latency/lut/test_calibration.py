@@ -78,6 +78,23 @@ def test_prediction_quality_by_hand():
         rmse_ms=math.sqrt((0.0625**2 + 0.25**2 + 1.0) / 4),
         mean_abs_rel_error=0.0625,
         spearman=1.0,
+        models=4,
+    )
+    # With the measurements' intervals: 9.0 lies outside [7.5, 8.5], 4.25
+    # inside [3.8, 4.3], the two others too.
+    intervals = [(0.9, 1.1), (1.9, 2.1), (3.8, 4.3), (7.5, 8.5)]
+    inside = PredictionQuality.of("p", predicted, measured, intervals)
+    assert inside.within_interval == 0.75
+    assert inside == dataclasses.replace(
+        quality, within_interval=0.75, interval_models=4
+    )
+    # A measurement without an interval (a single round) is left out of the
+    # share instead of counting as a zero-width interval nothing lies inside.
+    partly = PredictionQuality.of("p", predicted, measured, [None, *intervals[1:]])
+    assert (partly.within_interval, partly.interval_models) == (2 / 3, 3)
+    assert (
+        PredictionQuality.of("p", measured, measured, [None] * 4).within_interval
+        is None
     )
     under = PredictionQuality.of("q", [0.5, 2.0], [1.0, 2.0])
     assert (under.within_10pct, under.mean_abs_rel_error) == (0.5, 0.25)
@@ -217,7 +234,8 @@ def test_evaluate_predictor_compares_with_measurements(tmp_path, fake_exports):
         "lookup table (raw sum)",
         "linear in multiply-adds",
     ]
-    assert len(evaluation.HEADERS) == len(rows[0]) == 6
+    assert len(evaluation.HEADERS) == len(rows[0]) == 7
+    assert rows[0][3] == "-"  # plain measurements carry no interval
     assert rows[0][1] == f"{100 * evaluation.lut.within_10pct:.1f}%"
     data = json.loads(json.dumps(evaluation.to_dict()))
     assert data["names"] == list(evaluation.names)
@@ -225,6 +243,138 @@ def test_evaluate_predictor_compares_with_measurements(tmp_path, fake_exports):
     # Existing files in the folder are reused, not exported again.
     evaluate_predictor(predictor, specs, backend, rounds=1, folder=str(folder))
     assert len(fake_exports) == 5
+
+
+# -- adaptive whole-model timing -----------------------------------------------------
+
+
+def _timing(remeasures=1):
+    from mnas.latency.lut.builder import AdaptiveTiming
+    from mnas.latency.measure.adaptive import AdaptiveSettings
+
+    settings = AdaptiveSettings(
+        target=0.02, min_rounds=2, max_rounds=4, max_seconds=1e4, precheck_seconds=0
+    )
+    return AdaptiveTiming(
+        settings, batch=10, remeasures=remeasures, watch_interference=False
+    )
+
+
+def test_calibration_re_measures_a_model_timed_in_a_noisy_phase(tmp_path, fake_exports):
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    path = tmp_path / "t.jsonl"
+    space, predictor = _predictor(path)
+    specs = sample_specs(space, 3, seed=1)
+    raw = [predictor.raw_ms(s) for s in specs]
+    whole = {f"arch{i:04d}.tflite": 1.2 * r for i, r in enumerate(raw)}
+    # arch0001's first 4 rounds (its whole first measurement) are noisy.
+    backend = NoisyPhaseBackend({"arch0001.tflite": 4}, ms_by_name=whole)
+    calibration = calibrate(predictor, specs, backend, timing=_timing())
+    # Interleaved: all three in each round; the quiet two stop after 2 rounds,
+    # the noisy one runs to max_rounds, then is measured again on its own.
+    assert backend.calls == [
+        "arch0000.tflite", "arch0001.tflite", "arch0002.tflite",
+        "arch0001.tflite", "arch0002.tflite", "arch0000.tflite",
+        "arch0001.tflite", "arch0001.tflite",
+        "arch0001.tflite", "arch0001.tflite",
+    ]  # fmt: skip
+    # The fit uses the stable re-measurement, not the noisy estimate.
+    assert calibration.scale == pytest.approx(1.2, rel=1e-9)
+    report = calibration.report
+    assert report["unstable_models"] == []
+    assert report["measured_interval_ms"] == [
+        [round(w, 4), round(w, 4)] for w in whole.values()
+    ]
+    assert LookupTable.load(path).calibration == calibration
+
+
+def test_a_model_still_noisy_after_its_re_measures_is_used_flagged(
+    tmp_path, fake_exports
+):
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space, predictor = _predictor()
+    specs = sample_specs(space, 2, seed=1)
+    backend = NoisyPhaseBackend({"arch0000.tflite": 100}, ms=2.0)
+    calibration = calibrate(predictor, specs, backend, timing=_timing(remeasures=2))
+    assert backend.calls.count("arch0000.tflite") == 3 * 4  # 1 + 2 measurements
+    assert calibration.report["unstable_models"] == [specs[0].name]
+    low, high = calibration.report["measured_interval_ms"][0]
+    assert low < 2.0 < high
+
+
+def test_a_single_round_measurement_has_no_interval_in_the_evaluation(
+    tmp_path, fake_exports
+):
+    from mnas.latency.lut.builder import AdaptiveTiming
+    from mnas.latency.measure.adaptive import AdaptiveSettings
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space, predictor = _predictor()
+    specs = sample_specs(space, 2, seed=2)
+    # The time cap ends every measurement after its first round.
+    timing = AdaptiveTiming(
+        AdaptiveSettings(max_seconds=1e-9, precheck_seconds=0),
+        remeasures=0,
+        watch_interference=False,
+    )
+    evaluation = evaluate_predictor(
+        predictor, specs, NoisyPhaseBackend({}, ms=1.0), timing=timing
+    )
+    assert evaluation.measured_low_ms == evaluation.measured_high_ms == (None, None)
+    assert evaluation.measured_stable == (False, False)
+    assert evaluation.lut.within_interval is None
+    assert evaluation.repeat_measurement.within_interval is None
+    assert {row[3] for row in evaluation.table_rows()} == {"-"}
+
+
+def test_evaluate_predictor_counts_predictions_inside_the_interval(
+    tmp_path, fake_exports
+):
+    from mnas.testing.lut import NoisyPhaseBackend
+
+    space, predictor = _predictor()
+    specs = sample_specs(space, 4, seed=2)
+    measured = [0.9, 1.3, 0.7, 1.1]
+    names = [f"arch{i:04d}.tflite" for i in range(4)]
+    # arch0003 stays noisy through the first measurement and its re-measure:
+    # unstable, with a wide interval; the second measurement finds it steady.
+    backend = NoisyPhaseBackend(
+        {"arch0003.tflite": 8}, ms_by_name=dict(zip(names, measured))
+    )
+    evaluation = evaluate_predictor(predictor, specs, backend, timing=_timing())
+    # The steady models measure exactly; the noisy one around its truth.
+    assert evaluation.measured_ms[:3] == tuple(measured[:3])
+    assert evaluation.measured_stable == (True, True, True, False)
+    low, high = evaluation.measured_low_ms[3], evaluation.measured_high_ms[3]
+    assert low < evaluation.measured_ms[3] < high and high - low > 0.5
+    assert evaluation.second_ms == tuple(measured)
+    predicted = list(evaluation.predicted_ms)
+    intervals = list(zip(evaluation.measured_low_ms, evaluation.measured_high_ms))
+    assert evaluation.lut == PredictionQuality.of(
+        "lookup table (calibrated)", predicted, evaluation.measured_ms, intervals
+    )
+    inside = [lo <= p <= hi for p, (lo, hi) in zip(predicted, intervals)]
+    assert evaluation.lut.within_interval == sum(inside) / 4
+    # The noise ceiling: the second measurement judged like a prediction.
+    ceiling = evaluation.repeat_measurement
+    assert ceiling.name == "second measurement vs first (same files)"
+    assert ceiling.within_interval == 1.0  # 1.1 lies inside arch0003's interval
+    assert ceiling == PredictionQuality.of(
+        ceiling.name, evaluation.second_ms, evaluation.measured_ms, intervals
+    )
+    # Restricted to the three models stable both times, the ceiling is exact.
+    assert evaluation.repeat_stable.models == evaluation.lut_stable.models == 3
+    assert evaluation.repeat_stable.within_10pct == 1.0
+    assert evaluation.repeat_stable.rmse_ms == 0.0
+    rows = evaluation.table_rows()
+    assert [r[0] for r in rows][-3:] == [
+        "second measurement vs first (same files)",
+        "lookup table (calibrated), 3 models stable twice",
+        "second vs first measurement, 3 models stable twice",
+    ]
+    assert rows[-1][3] == "100.0%"
 
 
 # -- the real thing, small ---------------------------------------------------------

@@ -352,3 +352,70 @@ def test_unreadable_table_files_are_refused_naming_the_file(tmp_path):
         f"{path}: line 3 is not a valid table entry (could not convert string to "
         "float: 'fast')"
     )
+
+
+# -- entries with an interval (adaptive measurement) --------------------------------
+
+
+def _measured(ms: float, stable: bool | None) -> Entry:
+    return Entry(ms, 0.9 * ms, 30, 1000.0, 0.95 * ms, 1.05 * ms, 3, stable)
+
+
+def test_an_entry_line_records_its_interval_and_verdict(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _measured(0.5, True))
+    line = json.loads(_lines(path)[1])
+    assert line == {
+        "key": str(STEM),
+        "median_ms": 0.5,
+        "min_ms": 0.45,
+        "runs": 30,
+        "measured_unix": 1000.0,
+        "low_ms": 0.475,
+        "high_ms": 0.525,
+        "rounds": 3,
+        "stable": True,
+    }
+    assert LookupTable.load(path).get(STEM) == _measured(0.5, True)
+    # An entry without an interval writes the old line, and old lines load
+    # with the interval unknown (the pre-restructure fixture has such lines).
+    assert set(_entry(0.5).to_dict()) == {
+        "median_ms",
+        "min_ms",
+        "runs",
+        "measured_unix",
+    }
+    old = LookupTable.load(PREMOVE).get(STEM)
+    assert (old.low_ms, old.high_ms, old.rounds, old.stable) == (None,) * 4
+
+
+def test_a_stable_measurement_beats_a_faster_unstable_one(tmp_path):
+    path = tmp_path / "t.jsonl"
+    table = LookupTable.create(path, _header())
+    table.add(STEM, _measured(0.4, False))  # fast, but timed in a noisy phase
+    assert table.unstable() == [str(STEM)]
+    table.add(STEM, _measured(0.5, True))
+    table.add(STEM, _measured(0.3, False))  # faster still, still unstable
+    table.add(HEAD, _measured(0.2, None))  # a plain measurement...
+    table.add(HEAD, _measured(0.25, False))  # ...beats an unstable one
+    table.add(HEAD, _measured(0.1, True))  # and a faster stable one beats it
+    for candidate in (table, LookupTable.load(path)):
+        assert candidate.get(STEM) == _measured(0.5, True)
+        assert candidate.get(HEAD) == _measured(0.1, True)
+        assert candidate.measurements(STEM) == 3 and candidate.unstable() == []
+
+
+def test_an_entry_whose_verdict_is_not_a_boolean_is_refused(tmp_path):
+    path = tmp_path / "t.jsonl"
+    lines = PREMOVE_LINES[:2] + [
+        '{"key": "x", "median_ms": 1, "min_ms": 1, "runs": 3, '
+        '"measured_unix": 0, "stable": "yes"}'
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LookupTableError) as info:
+        LookupTable.load(path)
+    assert str(info.value) == (
+        f"{path}: line 3 is not a valid table entry (stable must be true, false "
+        "or null, got 'yes')"
+    )

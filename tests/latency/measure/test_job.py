@@ -61,3 +61,27 @@ def test_run_writes_latency_and_config(model_file, tmp_path, capsys):
     written = json.loads((out / "config.json").read_text())
     assert written["latency"] == config.to_dict()
     assert (written["arch"], written["quantize"], written["repeats"]) == (None, None, 1)
+
+
+def test_a_cached_unstable_result_is_measured_again_and_says_so(model_file, tmp_path):
+    import dataclasses
+
+    from mnas.latency.measure.uncertainty import Uncertainty
+
+    class _Flagging(FixedBackend):
+        """Flags its first result unstable, the later ones stable."""
+
+        def measure(self, tflite_path):
+            result = super().measure(tflite_path)
+            stable = len(self.calls) > 1
+            return dataclasses.replace(
+                result,
+                uncertainty=Uncertainty(
+                    result.median_ms, 1.0, 4.0, 0.95, 1, (result.median_ms,), 0.0,
+                    0.02, stable, () if stable else ("a busy neighbour",),
+                ),
+            )  # fmt: skip
+
+    cached = CachedBackend(_Flagging(2.0), LatencyCache(str(tmp_path / "c.sqlite")))
+    columns = [measure([cached], model_file, repeats=1)[0][0][-1] for _ in range(3)]
+    assert columns == ["miss", "re-measured", "hit"]

@@ -35,8 +35,13 @@ PHONE_MEAN_MS = 7.0332  # the fake benchmark_model's "Inference (avg)"
 
 
 def _phone_latency(farm) -> LatencyConfig:
+    # One plain round per model: these tests are about which phone times what
+    # and when; adaptive rounds are tested in tests/latency/measure.
     return LatencyConfig(
-        backend="benchmark_model", benchmark_model=farm["binary"], android=True
+        backend="benchmark_model",
+        benchmark_model=farm["binary"],
+        android=True,
+        adaptive=False,
     )
 
 
@@ -264,6 +269,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# Slow (waits for Ray to declare a node dead); retries after a lost worker stay
+# covered fast by tests/search/workers/test_ray_executor.py.
+@pytest.mark.slow
 def test_a_node_lost_mid_trial_loses_and_duplicates_no_trial(ray_cluster, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()

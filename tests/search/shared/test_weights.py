@@ -1,0 +1,87 @@
+"""The shared weights on the micro space: a weight step moves only its path's
+variables, and a step is a function of (seed, trial id), checkpoint included."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from mnas.search.shared.config import SharedConfig
+from mnas.testing.dnas import MICRO_SPACE
+
+CONFIG = SharedConfig(
+    batch_size=8, eval_batch_size=16, ops_warmup=0.0, filters_warmup=0.0
+)
+
+
+@functools.cache
+def _data():
+    from mnas.train.data import DataConfig, load_proxy_data
+
+    return load_proxy_data(
+        DataConfig(resolution=16, max_train_examples=64, max_eval_examples=32)
+    )
+
+
+def _weights(checkpoint_dir=None, config=CONFIG):
+    from mnas.search.shared.weights import SharedWeights
+
+    return SharedWeights(MICRO_SPACE, _data(), config, 10, 0, checkpoint_dir)
+
+
+def _values(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+def test_a_weight_step_moves_only_the_sampled_paths_variables():
+    weights = _weights()
+    net = weights.net
+    # The first choice of every decision, but the op's third.
+    actions = [0] * len(net.decisions)
+    names = [d.name for d in net.decisions]
+    actions[names.index(next(n for n in names if "conv_op" in n))] = 2
+    path = net.path_weights(actions)
+    on_path = {id(v) for v in net.path_variables(path)}
+    trainable = net.weight_variables
+    off_path = [v for v in trainable if id(v) not in on_path]
+    assert off_path  # other ops exist, so the check below can fail
+    before = _values(trainable)
+    moments = _values(weights.optimizer.m + weights.optimizer.v)
+
+    result = weights.step(0, actions)
+
+    assert np.isfinite(result.loss) and 0.0 <= result.accuracy <= 1.0
+    moved = {
+        id(v) for v, old in zip(trainable, before) if not np.array_equal(v.numpy(), old)
+    }
+    assert moved and moved <= on_path
+    assert len(moved) == len(on_path)  # every path variable had a gradient
+    index = {id(v): i for i, v in enumerate(trainable)}
+    for variable in off_path:
+        i = index[id(variable)]
+        for slot in (weights.optimizer.m[i], weights.optimizer.v[i]):
+            assert not np.any(slot.numpy()), variable.path
+    assert any(
+        not np.array_equal(new, old)
+        for new, old in zip(_values(weights.optimizer.m + weights.optimizer.v), moments)
+    )
+
+
+@pytest.mark.slow
+def test_a_step_replayed_from_the_checkpoint_is_the_step_taken(tmp_path):
+    config = SharedConfig(batch_size=8, eval_batch_size=16, ops_warmup=0.25)
+    rng = np.random.default_rng(0)
+    first, second = (tuple(MICRO_SPACE.sample(rng)) for _ in range(2))
+
+    original = _weights(str(tmp_path / "a"), config)
+    original.step(0, first)
+    original.save(1)
+    taken = original.step(1, second)
+
+    restored = _weights(str(tmp_path / "a"), config)
+    assert (restored.trained, restored.checkpointed) == (1, 1)
+    replayed = restored.step(1, second)
+    assert replayed.loss == pytest.approx(taken.loss, rel=1e-6)
+    assert replayed.accuracy == taken.accuracy
+    for mine, theirs in zip(restored.net.variables, original.net.variables):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
