@@ -392,16 +392,21 @@ class Search:
             self._interrupted(in_flight)
             raise
         finally:
-            try:
-                self.pool.close()
-                for callback in self.callbacks:
-                    callback.on_search_end(rank_trials(self.oracle.latest().values()))
-            finally:
-                self.work_dir.release()
+            self._close()
         best = self.search_outputs.write(rank_trials(self.oracle.latest().values()))
         if streak.tripped:
             raise streak.error()
         return best
+
+    def _close(self) -> None:
+        """Stops the executor, tells the callbacks, and releases the work
+        directory even if one of them fails (both evaluation modes)."""
+        try:
+            self.pool.close()
+            for callback in self.callbacks:
+                callback.on_search_end(rank_trials(self.oracle.latest().values()))
+        finally:
+            self.work_dir.release()
 
     def _run_shared(self, streak: _FailureStreak) -> list[dict[str, Any]]:
         """Weight-sharing evaluation (``mnas.search.shared.loop``)."""
@@ -410,12 +415,7 @@ class Search:
         try:
             best = SharedEvaluation(self, self.data).run(streak)
         finally:
-            try:
-                self.pool.close()
-                for callback in self.callbacks:
-                    callback.on_search_end(rank_trials(self.oracle.latest().values()))
-            finally:
-                self.work_dir.release()
+            self._close()
         if streak.tripped:
             raise streak.error()
         return best
