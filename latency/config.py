@@ -16,11 +16,11 @@ from typing import Any
 from mnas.latency.backend import LatencyBackend, backend_names, make_backend
 from mnas.search_space import (
     check_bool,
+    check_fields,
     check_int,
     check_real,
     check_text,
     shown,
-    shown_names,
 )
 
 DEFAULT_CACHE_PATH = "~/.cache/mnas/latency.sqlite"
@@ -376,12 +376,7 @@ class LatencyConfig:
             raise LatencyConfigError(
                 f"a latency config must be a JSON object, got {type(data).__name__}"
             )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = [k for k in data if k not in known]
-        if unknown:
-            raise LatencyConfigError(
-                f"unknown latency config fields: {shown_names(unknown)}"
-            )
+        check_fields(cls, data, "latency config fields", error=LatencyConfigError)
         values = dict(data)
         if values.get("serials") is None:
             values["serials"] = ()

@@ -53,6 +53,7 @@ from mnas.search_space.space import (
 from mnas.search_space.validation import (
     check_bool,
     check_choice,
+    check_fields,
     check_int,
     check_real,
     check_text,
@@ -110,4 +111,5 @@ __all__ = [
     "scaled_resolution",
     "shown",
     "shown_names",
+    "check_fields",
 ]

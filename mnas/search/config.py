@@ -17,6 +17,7 @@ from mnas.controller import ControllerConfig
 from mnas.latency.config import LatencyConfig
 from mnas.search.reward import RewardConfig
 from mnas.search.shared.config import SharedConfig
+from mnas.search_space import check_fields
 from mnas.train.data import DataConfig
 from mnas.train.proxy import TrainerConfig
 
@@ -66,6 +67,25 @@ RESUMABLE_FIELDS = frozenset(
 
 # config.json keys of searches written before the restructure.
 _LEGACY_LATENCY_KEYS = ("latency_backend", "latency_options", "latency_cache")
+#: What a pre-restructure search trained with where its ``config.json`` is
+#: silent (it saved only the kwargs it was given, and the defaults have
+#: since become the proxy recipe of docs/proxy.md). The fields that did not
+#: exist then are set to what the code did: the model as built.
+_LEGACY_DATA_DEFAULTS: dict[str, Any] = {"batch_size": 16, "augment": True}
+_LEGACY_TRAINER_DEFAULTS: dict[str, Any] = {
+    "epochs": 5,
+    "learning_rate": 0.008,
+    "optimizer": "rmsprop",
+    "epsilon": 1e-3,
+    "weight_decay": 1e-5,
+    "label_smoothing": 0.1,
+    "warmup_epochs": 0.0,
+    "bn_recalibration_images": 512,
+    "reset_classifier": False,
+    "zero_init_residual": False,
+    "batch_norm_momentum": None,
+    "dropout_rate": None,
+}
 
 
 class SearchConfigError(ValueError):
@@ -282,12 +302,9 @@ class SearchConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> SearchConfig:
         """Reads ``config.json`` (today's form or the pre-restructure one)."""
         values = upgrade_config_dict(data)
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise SearchConfigError(
-                f"unknown search config fields: {', '.join(unknown)}"
-            )
+        check_fields(
+            cls, sorted(values), "search config fields", error=SearchConfigError
+        )
         seed = values.get("seed", 0)
         values["controller"] = ControllerConfig.from_dict(
             {"seed": seed, **(values.get("controller") or {})}
@@ -342,10 +359,19 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
 
     Then the search kept the latency backend as ``latency_backend``,
     ``latency_options`` (the ``LatencyConfig`` dict the binary was given, or
-    empty) and ``latency_cache``; today they are one ``latency`` entry.
+    empty) and ``latency_cache``; today they are one ``latency`` entry. Its
+    ``data`` and ``trainer`` dicts held only what was set, so the defaults of
+    then are filled in: a resume trains the rest of the search as it began.
     """
     values = dict(data)
     if "latency" not in values and any(k in values for k in _LEGACY_LATENCY_KEYS):
+        for key, defaults in (
+            ("data", _LEGACY_DATA_DEFAULTS),
+            ("trainer", _LEGACY_TRAINER_DEFAULTS),
+        ):
+            saved = values.get(key) or {}
+            if isinstance(saved, Mapping):
+                values[key] = {**defaults, **saved}
         backend = values.pop("latency_backend", "host")
         options = values.pop("latency_options", None) or {}
         cache = values.pop("latency_cache", None)

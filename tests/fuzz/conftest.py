@@ -7,7 +7,9 @@ input built to be invalid, and within bounded time (hypothesis' deadline)
 and memory (``tracemalloc``'s peak while the target runs).
 
 Scale: ``MNAS_FUZZ_EXAMPLES`` sets the examples per test (default 200, a few
-seconds); ``MNAS_FUZZ_REPORT=path.json`` writes how many inputs each target
+seconds); the inputs are the same on every run (CI must not fail on a draw
+it never made before) unless ``MNAS_FUZZ_RANDOM=1`` asks for new ones, as a
+long exploratory run should; ``MNAS_FUZZ_REPORT=path.json`` writes how many inputs each target
 accepted and refused (docs/hardening.md records a run).
 """
 
@@ -27,6 +29,8 @@ from hypothesis import HealthCheck, settings
 
 #: Examples per fuzz test.
 EXAMPLES = int(os.environ.get("MNAS_FUZZ_EXAMPLES", "200"))
+#: Whether to draw new inputs on each run instead of the fixed sequence.
+RANDOM = os.environ.get("MNAS_FUZZ_RANDOM", "") == "1"
 #: Longest time one input may take (generation excluded).
 DEADLINE = datetime.timedelta(seconds=5)
 #: Most memory (Python allocations) one input may take.
@@ -47,6 +51,7 @@ settings.register_profile(
     PROFILE,
     max_examples=EXAMPLES,
     deadline=DEADLINE,
+    derandomize=not RANDOM,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

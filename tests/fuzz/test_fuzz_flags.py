@@ -85,6 +85,11 @@ def _check_arch(spec: ArchSpec) -> None:
     assert compute_stats(spec).params > 0
 
 
+def _check_temperatures(config) -> None:
+    """An accepted DNAS config anneals downward from a positive start."""
+    assert 0 < config.final_temperature <= config.initial_temperature, config
+
+
 def _coefficients_valid(name: str) -> Callable[[object], bool]:
     defaults = {"depth_coefficient": 1.2, "width_coefficient": 1.1,
                 "resolution_coefficient": 1.15}  # fmt: skip
@@ -228,18 +233,22 @@ TARGETS: dict[str, Target] = {
                 independent=False,
             ),
             Flag("search_warmup_epochs", "int", _between(0, 5), independent=False),
-            # The temperature falls from initial to final (default 0.5).
+            # The temperature falls from initial to final (defaults 5 and
+            # 0.5): each range assumes the other flag's default, and
+            # _check_temperatures holds the joint rule whatever both are.
             Flag(
                 "initial_temperature",
                 "float",
                 _between(0.5, math.inf),
                 ("final_temperature",),
+                independent=False,
             ),
             Flag(
                 "final_temperature",
                 "float",
                 _between(0.0, 5.0, True),
                 ("initial_temperature",),
+                independent=False,
             ),
             Flag("theta_fraction", "float", _between(0.0, 1.0, True, True)),
             Flag("search_batch_size", "int", _between(1, 65536)),
@@ -251,6 +260,7 @@ TARGETS: dict[str, Target] = {
             *_TRAINER,
         ),
         base_args=("--work_dir=" + _WORK_DIR,),
+        check=_check_temperatures,
     ),
     "full training": Target(
         define_train_flags,
