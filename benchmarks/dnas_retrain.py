@@ -63,8 +63,10 @@ def main() -> int:
 
     from mnas.flags.arch import load_arch
     from mnas.model.builder import build_model
-    from mnas.train.data import DataConfig, load_proxy_data
-    from mnas.train.proxy import TrainerConfig, train_and_evaluate
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
+    from mnas.train.proxy import train_and_evaluate
+    from mnas.train.proxy_config import TrainerConfig
 
     trainer_kwargs, data_kwargs = RECIPES[args.recipe]
     data = load_proxy_data(DataConfig(**data_kwargs))

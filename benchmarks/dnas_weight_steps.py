@@ -30,7 +30,8 @@ def main() -> int:
     from mnas.dnas.loop import DnasConfig, _weight_optimizer, split_train
     from mnas.model.supernet import build_supernet
     from mnas.search_space import MNASNET_SPACE
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
 
     which, steps = sys.argv[1], int(sys.argv[2])
     if which == "tiny":

@@ -139,8 +139,9 @@ def main() -> int:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    from mnas.train.data import DataConfig, load_proxy_data
-    from mnas.train.proxy import TrainerConfig
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
+    from mnas.train.proxy_config import TrainerConfig
 
     seed_a, seed_b = (int(s) for s in args.seeds.split(","))
     base = TrainerConfig()

@@ -49,14 +49,15 @@ def main() -> None:
 
     from mnas.model.builder import build_model
     from mnas.search_space import MNASNET_SPACE, get_preset
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
     from mnas.train.proxy import (
-        TrainerConfig,
         TrainingDivergedError,
         evaluate,
         recalibrate_batch_norm,
         train_and_evaluate,
     )
+    from mnas.train.proxy_config import TrainerConfig
 
     archs = [int(a) if a.isdigit() else a for a in args.archs.split(",")]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -166,8 +166,8 @@ def run_preset(args, name: str, width: float) -> dict:
     from mnas.latency.backend import make_backend
     from mnas.search.workers.candidate import evaluate_candidate
     from mnas.search_space import get_preset
-    from mnas.train.data import DataConfig
-    from mnas.train.proxy import TrainerConfig
+    from mnas.train.data_config import DataConfig
+    from mnas.train.proxy_config import TrainerConfig
 
     spec = get_preset(name, width_multiplier=width)
     path = os.path.join(args.out, "presets", f"{name}-{width:g}.tflite")

@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     from mnas.search.workers.pool import InlinePool
     from mnas.search_space import get_search_space
     from mnas.testing.shared import FileSizeBackend, fake_standalone
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
 
     space = get_search_space("mnasnet")
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="shared_throughput_")

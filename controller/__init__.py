@@ -2,60 +2,29 @@
 
 A controller sees the search space only as a sequence of
 :class:`mnas.search_space.decision.Decision`; it never builds models.
+
+Public names are imported lazily: the controllers pull in TensorFlow, which a
+binary reading its flags (and refusing a bad one) must not wait for.
 """
 
-from __future__ import annotations
+from mnas.lazy import lazy_exports
 
-from collections.abc import Sequence
-from typing import Literal
-
-from mnas.controller.base import (
-    CheckpointMismatchError,
-    Controller,
-    DuplicateFeedbackError,
-    FeedbackError,
-    InvalidRewardError,
-    Proposal,
-    UnknownProposalError,
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "ALGORITHM_DEFAULTS": ".config",
+        "CONTROLLER_KINDS": ".config",
+        "CheckpointMismatchError": ".base",
+        "Controller": ".base",
+        "ControllerConfig": ".config",
+        "ControllerKind": ".config",
+        "DuplicateFeedbackError": ".base",
+        "FeedbackError": ".base",
+        "InvalidRewardError": ".base",
+        "LSTMController": ".lstm",
+        "Proposal": ".base",
+        "RandomController": ".random_search",
+        "UnknownProposalError": ".base",
+        "make_controller": ".factory",
+    },
 )
-from mnas.controller.config import ALGORITHM_DEFAULTS, ControllerConfig
-from mnas.controller.lstm import LSTMController
-from mnas.controller.random_search import RandomController
-from mnas.search_space.decision import Decision
-
-ControllerKind = Literal["reinforce", "ppo", "random"]
-CONTROLLER_KINDS: tuple[str, ...] = ("reinforce", "ppo", "random")
-
-
-def make_controller(
-    kind: ControllerKind,
-    decisions: Sequence[Decision],
-    config: ControllerConfig | None = None,
-) -> Controller:
-    """Builds the controller named by ``kind`` (as given on the command line)."""
-    config = config or ControllerConfig()
-    if kind == "random":
-        return RandomController(decisions, config)
-    if kind in ("reinforce", "ppo"):
-        return LSTMController(decisions, config, algorithm=kind)
-    raise ValueError(
-        f"unknown controller kind {kind!r}; expected one of {CONTROLLER_KINDS}"
-    )
-
-
-__all__ = [
-    "ALGORITHM_DEFAULTS",
-    "CONTROLLER_KINDS",
-    "CheckpointMismatchError",
-    "Controller",
-    "ControllerConfig",
-    "ControllerKind",
-    "DuplicateFeedbackError",
-    "FeedbackError",
-    "InvalidRewardError",
-    "LSTMController",
-    "Proposal",
-    "RandomController",
-    "UnknownProposalError",
-    "make_controller",
-]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from mnas.search_space.validation import (
     check_bool,
@@ -29,6 +29,10 @@ _INT_BOUNDS = {
 class ControllerConfigError(ValueError):
     """A ControllerConfig field of the wrong type or out of range."""
 
+
+#: The controllers a search can name (``--controller``).
+ControllerKind = Literal["reinforce", "ppo", "random"]
+CONTROLLER_KINDS: tuple[str, ...] = ("reinforce", "ppo", "random")
 
 #: Per-algorithm defaults for fields left ``None``. They reach mean reward 0.9
 #: on the 42-decision known-reward task in about 120-220 updates of batch 8

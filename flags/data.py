@@ -23,19 +23,22 @@ from mnas.flags.common import (
     defines,
 )
 from mnas.search_space import check_text
+from mnas.train import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_EXAMPLES,
+    MAX_PATH_LENGTH,
+    MAX_PROXY_RESOLUTION,
+    MAX_SEED,
+    MIN_PROXY_RESOLUTION,
+    DataConfig,
+    TrainerConfig,
+)
 
-# The bounds of mnas.train's DataConfig and TrainerConfig (importing them
-# would import TensorFlow before the flags are read; tests/flags/test_data.py
-# checks that they are the same numbers).
-MIN_PROXY_RESOLUTION = 8
-MAX_PROXY_RESOLUTION = 1024
-MAX_EPOCHS = 10_000
-MAX_BATCH_SIZE = 65_536
-MAX_EXAMPLES = 2**31
-MAX_SEED = 2**32 - 1
-MAX_PATH_LENGTH = 4096
-#: The proxy recipe's epochs (TrainerConfig's default; docs/proxy.md).
-PROXY_EPOCHS = 6
+# The bounds of mnas.train's DataConfig and TrainerConfig, from the modules
+# that hold the configs alone (neither imports TensorFlow).
+#: The proxy recipe's epochs (docs/proxy.md).
+PROXY_EPOCHS: int = TrainerConfig.epochs
 
 
 @defines("data_dir")
@@ -174,16 +177,10 @@ def proxy_trainer_kwargs(flag_values: flags.FlagValues) -> dict[str, Any]:
 
 
 def data_config_from_flags(flag_values: flags.FlagValues):
-    """The proxy task's ``mnas.train.DataConfig`` (imports TensorFlow)."""
-    kwargs = proxy_data_kwargs(flag_values)
-    from mnas.train import DataConfig
-
-    return DataConfig(**kwargs)
+    """The proxy task's ``mnas.train.DataConfig``."""
+    return DataConfig(**proxy_data_kwargs(flag_values))
 
 
 def trainer_config_from_flags(flag_values: flags.FlagValues):
-    """The proxy task's seeded ``mnas.train.TrainerConfig`` (imports TensorFlow)."""
-    kwargs = proxy_trainer_kwargs(flag_values)
-    from mnas.train import TrainerConfig
-
-    return TrainerConfig(seed=flag_values.seed, **kwargs)
+    """The proxy task's seeded ``mnas.train.TrainerConfig``."""
+    return TrainerConfig(seed=flag_values.seed, **proxy_trainer_kwargs(flag_values))

@@ -38,6 +38,13 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     del argv  # run_binary refuses positional arguments
     logging.set_verbosity(logging.WARNING)  # checkpoint chatter would hide progress
+    from mnas.search import check_search_work_dir
+
+    latency = latency_config_from_flags(FLAGS)
+    lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
+    config = search_config_from_flags(FLAGS, latency, lut_path)
+    check_work_dir(config.work_dir)
+    check_search_work_dir(config, FLAGS.resume)  # before TensorFlow loads
     from mnas.search import (
         CANDIDATE_TARGET,
         ConsecutiveFailuresError,
@@ -48,10 +55,6 @@ def main(argv: list[str]) -> int:
         open_shared_predictor,
     )
 
-    latency = latency_config_from_flags(FLAGS)
-    lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
-    config = search_config_from_flags(FLAGS, latency, lut_path)
-    check_work_dir(config.work_dir)
     predictor = fill = None
     space = get_search_space(config.space)
     if config.evaluation == "shared":

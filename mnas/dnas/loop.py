@@ -330,7 +330,8 @@ class DnasSearch:
                 calibrated=config.lut_calibrated,
             )
         if data is None:
-            from mnas.train.data import DataConfig, load_proxy_data
+            from mnas.train.data import load_proxy_data
+            from mnas.train.data_config import DataConfig
 
             data = load_proxy_data(DataConfig(**config.data))
         self.data = data
@@ -625,7 +626,8 @@ class DnasSearch:
 
         from mnas.model.builder import build_model
         from mnas.search.workers.candidate import export_trained
-        from mnas.train.proxy import TrainerConfig, train_and_evaluate
+        from mnas.train.proxy import train_and_evaluate
+        from mnas.train.proxy_config import TrainerConfig
 
         config = self.config
         actions = self.net.argmax_actions()

@@ -104,7 +104,25 @@ def claim_work_dir(
     return WorkDir(work_dir, lock, resumed)
 
 
-def _check(work_dir, config, resume, resumable, error, state_file, upgrade) -> bool:
+def check_claim(
+    work_dir: str,
+    config: Mapping[str, Any],
+    resume: bool,
+    resumable: Collection[str] = (),
+    error: Callable[[str], Exception] = WorkDirError,
+    state_file: str | None = None,
+    upgrade: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+) -> None:
+    """Raises what :func:`claim_work_dir` would refuse with the same arguments,
+    without locking or writing anything: a binary calls it before the slow
+    part of its start (TensorFlow, the data), so a wrong ``--resume`` or a
+    changed flag is refused at once."""
+    _check(work_dir, config, resume, resumable, error, state_file, upgrade, False)
+
+
+def _check(
+    work_dir, config, resume, resumable, error, state_file, upgrade, write=True
+) -> bool:
     path = os.path.join(work_dir, CONFIG_FILE)
     current = json.loads(json.dumps(dict(config)))
     resumed = os.path.exists(path)
@@ -130,7 +148,8 @@ def _check(work_dir, config, resume, resumable, error, state_file, upgrade) -> b
         raise error(
             f"cannot resume: {path} is missing, so the journal's config is unknown"
         )
-    write_json_atomic(path, current)
+    if write:
+        write_json_atomic(path, current)
     return resumed
 
 

@@ -39,8 +39,9 @@ from mnas.search_space.scaling import (
     scale,
     scaled_resolution,
 )
-from mnas.train.data import DataConfig, load_proxy_data
-from mnas.train.proxy import TrainerConfig
+from mnas.train.data import load_proxy_data
+from mnas.train.data_config import DataConfig
+from mnas.train.proxy_config import TrainerConfig
 
 RESULTS_FILE = "scaling_search.json"
 JOURNAL_FILE = "triples.jsonl"

@@ -16,6 +16,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "LATENCY_MODES": ".config",
         "SearchConfig": ".config",
         "SearchConfigError": ".config",
+        "check_search_work_dir": ".config",
         "Search": ".runner",
         "SearchStoppedError": ".runner",
         "ConsecutiveFailuresError": ".runner",

@@ -14,13 +14,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mnas.controller import ControllerConfig
+from mnas.io.work_dir import check_claim
 from mnas.latency.config import LatencyConfig
 from mnas.search.reward import RewardConfig
 from mnas.search.shared.config import SharedConfig
 from mnas.search_space import check_fields
-from mnas.train.data import DataConfig
-from mnas.train.proxy import TrainerConfig
+from mnas.train.data_config import DataConfig
+from mnas.train.proxy_config import TrainerConfig
 
+#: The trial journal in a search's work directory.
+JOURNAL_FILE = "trials.jsonl"
 LATENCY_MODES = ("measured", "predicted", "verified")
 CONTROLLER_KINDS = ("reinforce", "ppo", "random")
 #: How a candidate's accuracy is obtained: trained alone with the proxy
@@ -67,25 +70,6 @@ RESUMABLE_FIELDS = frozenset(
 
 # config.json keys of searches written before the restructure.
 _LEGACY_LATENCY_KEYS = ("latency_backend", "latency_options", "latency_cache")
-#: What a pre-restructure search trained with where its ``config.json`` is
-#: silent (it saved only the kwargs it was given, and the defaults have
-#: since become the proxy recipe of docs/proxy.md). The fields that did not
-#: exist then are set to what the code did: the model as built.
-_LEGACY_DATA_DEFAULTS: dict[str, Any] = {"batch_size": 16, "augment": True}
-_LEGACY_TRAINER_DEFAULTS: dict[str, Any] = {
-    "epochs": 5,
-    "learning_rate": 0.008,
-    "optimizer": "rmsprop",
-    "epsilon": 1e-3,
-    "weight_decay": 1e-5,
-    "label_smoothing": 0.1,
-    "warmup_epochs": 0.0,
-    "bn_recalibration_images": 512,
-    "reset_classifier": False,
-    "zero_init_residual": False,
-    "batch_norm_momentum": None,
-    "dropout_rate": None,
-}
 
 
 class SearchConfigError(ValueError):
@@ -360,18 +344,13 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     Then the search kept the latency backend as ``latency_backend``,
     ``latency_options`` (the ``LatencyConfig`` dict the binary was given, or
     empty) and ``latency_cache``; today they are one ``latency`` entry. Its
-    ``data`` and ``trainer`` dicts held only what was set, so the defaults of
-    then are filled in: a resume trains the rest of the search as it began.
+    ``data`` and ``trainer`` dicts held only what was set, so the fields it
+    is silent on take today's defaults (the proxy recipe of docs/proxy.md):
+    resumed by today's binary with the flags that began it, the search
+    trains its remaining trials with today's recipe.
     """
     values = dict(data)
     if "latency" not in values and any(k in values for k in _LEGACY_LATENCY_KEYS):
-        for key, defaults in (
-            ("data", _LEGACY_DATA_DEFAULTS),
-            ("trainer", _LEGACY_TRAINER_DEFAULTS),
-        ):
-            saved = values.get(key) or {}
-            if isinstance(saved, Mapping):
-                values[key] = {**defaults, **saved}
         backend = values.pop("latency_backend", "host")
         options = values.pop("latency_options", None) or {}
         cache = values.pop("latency_cache", None)
@@ -380,6 +359,21 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
         )
         values["latency"] = latency
     return values
+
+
+def check_search_work_dir(config: SearchConfig, resume: bool) -> None:
+    """Refuses, before anything is claimed or loaded, a work directory the
+    search's claim would refuse: one holding another search, a resume
+    without ``--resume``, a resume whose config differs (listed)."""
+    check_claim(
+        config.work_dir,
+        config.to_dict(),
+        resume,
+        RESUMABLE_FIELDS,
+        SearchConfigError,
+        state_file=JOURNAL_FILE,
+        upgrade=canonical_config_dict,
+    )
 
 
 def canonical_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:

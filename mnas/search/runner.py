@@ -58,6 +58,7 @@ from typing import Any, TextIO
 from mnas.io.work_dir import claim_work_dir
 from mnas.search.callbacks import Callback, TensorBoardLogger
 from mnas.search.config import (
+    JOURNAL_FILE,
     LATENCY_MODES,
     RESUMABLE_FIELDS,
     SearchConfig,
@@ -78,7 +79,6 @@ from mnas.search.trial import Journal, TrialRecord
 from mnas.search.workers.pool import Executor, Outcome
 from mnas.search_space import get_search_space
 
-JOURNAL_FILE = "trials.jsonl"
 CONTROLLER_DIR = "controller"
 TENSORBOARD_DIR = "tensorboard"
 WORKER_LOG_DIR = "workers"

@@ -32,7 +32,8 @@ def tiny_latency(sharing: str = "block"):
 
 @functools.cache
 def small_digits(max_train_examples: int = 300):
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
 
     return load_proxy_data(
         DataConfig(max_train_examples=max_train_examples, max_eval_examples=200)

@@ -24,8 +24,8 @@ def tiny_shared_config(work_dir: str, num_trials: int = 12, **changes):
     from mnas.search.config import SearchConfig
     from mnas.search.reward import RewardConfig
     from mnas.search.shared.config import SharedConfig
-    from mnas.train.data import DataConfig
-    from mnas.train.proxy import TrainerConfig
+    from mnas.train.data_config import DataConfig
+    from mnas.train.proxy_config import TrainerConfig
 
     values: dict[str, Any] = dict(
         work_dir=work_dir,

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mnas.train.data import FOLDER_PREFIX, IMAGE_EXTENSIONS, DataError
+from mnas.train.data_config import FOLDER_PREFIX, IMAGE_EXTENSIONS, DataError
 
 IMAGE_SIZE = 224
 CROP_PADDING = 32

@@ -52,8 +52,8 @@ from mnas.search_space.validation import (
     check_real,
     check_text,
 )
-from mnas.train.data import MAX_BATCH_SIZE
-from mnas.train.proxy import MAX_EPOCHS, MAX_SEED, MAX_STEPS
+from mnas.train.data_config import MAX_BATCH_SIZE
+from mnas.train.proxy_config import MAX_EPOCHS, MAX_SEED, MAX_STEPS
 
 STRATEGIES = ("default", "mirrored", "tpu")
 IN_MEMORY_DATASETS = ("digits",)
@@ -218,7 +218,8 @@ class _Data:
 
 
 def _in_memory_data(config: FullTrainingConfig, resolution: int) -> _Data:
-    from mnas.train.data import DataConfig, load_proxy_data, scale_pixels
+    from mnas.train.data import load_proxy_data, scale_pixels
+    from mnas.train.data_config import DataConfig
 
     data = load_proxy_data(
         DataConfig(

@@ -5,6 +5,7 @@ import ast
 import pathlib
 import subprocess
 import sys
+import textwrap
 
 import mnas.bin
 
@@ -54,6 +55,46 @@ def test_no_binary_loads_tensorflow_to_read_its_flags():
     code = (
         f"import sys, {modules}\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_search_reads_and_checks_its_whole_config_without_tensorflow(tmp_path):
+    """mnas-search refuses a bad flag or a held work directory in well under
+    a second: every config it builds, and the work directory's check, live
+    apart from the code that needs TensorFlow (a refusal used to wait ~10 s
+    for the import)."""
+    code = textwrap.dedent(
+        f"""
+        import json, os, sys
+        from absl import flags
+        from mnas.flags.latency import define_latency_flags, latency_config_from_flags
+        from mnas.flags.search import define_search_flags, search_config_from_flags
+        from mnas.search import SearchConfigError, check_search_work_dir
+        from mnas.search.config import SearchConfig, canonical_config_dict
+
+        values = flags.FlagValues()
+        define_search_flags(values)
+        define_latency_flags(values)
+        values(["mnas-search", "--work_dir={tmp_path}"])
+        config = search_config_from_flags(values, latency_config_from_flags(values), None)
+        assert SearchConfig.from_dict(config.to_dict()) == config
+        canonical_config_dict({{"work_dir": "w", "latency_backend": "host"}})
+        check_search_work_dir(config, resume=False)  # empty: admitted
+        with open(os.path.join(config.work_dir, "config.json"), "w") as handle:
+            json.dump(config.to_dict(), handle)
+        try:
+            check_search_work_dir(config, resume=False)
+        except SearchConfigError:
+            pass
+        else:
+            raise AssertionError("a held work directory was admitted")
+        print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+        """
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120

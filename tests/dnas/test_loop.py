@@ -301,7 +301,8 @@ def test_default_recipe_learns_and_concentrates_theta(tmp_path):
     1.049 -> 0.595, 7 of 12 decisions at P(argmax) >= 0.8. (The held-out
     accuracy of the softmax(θ/τ) mixture is no gate: it peaked at 0.671 and
     fell to 0.499 as τ fell, see docs/dnas.md.)"""
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
 
     config = _config(
         tmp_path / "run",

@@ -102,21 +102,3 @@ def test_sub_groups(parse):
     training = parse(define_training_data_flags)
     assert (training.dataset, training.batch_size) == ("digits", None)
     assert "proxy_epochs" not in training and "data_dir" in training
-
-
-def test_flag_bounds_are_the_configs_bounds():
-    """The flags check the library's numbers (they cannot import them without
-    importing TensorFlow first)."""
-    from mnas.flags import data as data_flags
-    from mnas.train import data, proxy
-
-    assert (data_flags.MIN_PROXY_RESOLUTION, data_flags.MAX_PROXY_RESOLUTION) == (
-        data.MIN_PROXY_RESOLUTION,
-        data.MAX_PROXY_RESOLUTION,
-    )
-    assert data_flags.MAX_BATCH_SIZE == data.MAX_BATCH_SIZE
-    assert data_flags.MAX_EXAMPLES == data.MAX_EXAMPLES
-    assert data_flags.MAX_SEED == data.MAX_SEED
-    assert data_flags.MAX_PATH_LENGTH == data.MAX_PATH_LENGTH
-    assert data_flags.MAX_EPOCHS == proxy.MAX_EPOCHS
-    assert proxy.TrainerConfig().epochs == data_flags.PROXY_EPOCHS

@@ -5,6 +5,7 @@ import pytest
 
 from mnas.io.lock import LockedError
 from mnas.io.work_dir import (
+    check_claim,
     claim_work_dir,
     config_differences,
     remove_checkpoint_temps,
@@ -35,6 +36,21 @@ def test_claim_writes_then_refuses_without_resume(tmp_path):
     claim_work_dir(str(tmp_path), {"a": 1}, True, (), ValueError).release()
     with pytest.raises(ValueError, match="different config:\n  a: saved 1, now 2"):
         claim_work_dir(str(tmp_path), {"a": 2}, True, (), ValueError)
+
+
+def test_check_claim_refuses_what_the_claim_would_and_writes_nothing(tmp_path):
+    fresh = tmp_path / "fresh"
+    check_claim(str(fresh), {"a": 1}, False)
+    assert not fresh.exists()  # nothing created, nothing locked
+    claim_work_dir(str(tmp_path), {"a": 1}, False, (), ValueError).release()
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match="already holds a search; pass --resume"):
+        check_claim(str(tmp_path), {"a": 1}, False, (), ValueError)
+    with pytest.raises(ValueError, match="different config:\n  a: saved 1, now 2"):
+        check_claim(str(tmp_path), {"a": 2}, True, (), ValueError)
+    check_claim(str(tmp_path), {"a": 1, "n": 5}, True, {"n"}, ValueError)
+    assert json.loads((tmp_path / "config.json").read_text()) == {"a": 1}
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_a_claimed_dir_is_locked_until_released(tmp_path):

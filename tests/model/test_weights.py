@@ -20,14 +20,16 @@ from mnas.model.weights import (
     save_weights,
 )
 from mnas.search_space import get_preset, parse_arch
-from mnas.train.data import DataConfig, load_proxy_data
+from mnas.train.data import load_proxy_data
+from mnas.train.data_config import DataConfig
 from mnas.train.evaluation import (
     array_batches,
     keras_predictor,
     score,
     tflite_predictor,
 )
-from mnas.train.proxy import TrainerConfig, train_and_evaluate
+from mnas.train.proxy import train_and_evaluate
+from mnas.train.proxy_config import TrainerConfig
 
 RES = 16
 # Small enough to train to ~0.9 on digits in three short epochs, and still

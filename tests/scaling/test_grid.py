@@ -14,8 +14,8 @@ from mnas.scaling.grid import (
 from mnas.search.reward import RewardConfig
 from mnas.search_space import get_preset
 from mnas.search_space.scaling import ScalingCoefficients, ScalingError, scale
-from mnas.train.data import DataConfig
-from mnas.train.proxy import TrainerConfig
+from mnas.train.data_config import DataConfig
+from mnas.train.proxy_config import TrainerConfig
 
 
 def test_default_triples_satisfy_the_constraint():

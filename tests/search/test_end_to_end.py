@@ -10,8 +10,8 @@ from mnas.search.reward import RewardConfig
 from mnas.search.runner import Search, SearchConfig
 from mnas.search.trial import Journal
 from mnas.search.workers.pool import SubprocessPool
-from mnas.train.data import DataConfig
-from mnas.train.proxy import TrainerConfig
+from mnas.train.data_config import DataConfig
+from mnas.train.proxy_config import TrainerConfig
 
 
 def test_real_search_produces_every_output(tmp_path):

@@ -20,8 +20,8 @@ from mnas.search.runner import Search, SearchConfig, SearchConfigError
 from mnas.search.trial import Journal
 from mnas.search.workers.pool import InlinePool
 from mnas.testing.fakes import FakeLatencyBackend, fake_evaluate
-from mnas.train.data import DataConfig
-from mnas.train.proxy import TrainerConfig
+from mnas.train.data_config import DataConfig
+from mnas.train.proxy_config import TrainerConfig
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "premove_search")
 

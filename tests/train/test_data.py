@@ -11,13 +11,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mnas.train import data as data_lib
-from mnas.train.data import (
+from mnas.train.data import load_proxy_data
+from mnas.train.data_config import (
     DataConfig,
     DataError,
     DatasetNotPreparedError,
     ImageFolderError,
     UnknownDatasetError,
-    load_proxy_data,
 )
 
 DIGITS_TOTAL = 1797

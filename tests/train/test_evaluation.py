@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnas.train.data import DataError
+from mnas.train.data_config import DataError
 from mnas.train.evaluation import (
     MEAN_RGB,
     STDDEV_RGB,

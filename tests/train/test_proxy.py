@@ -12,14 +12,15 @@ import pytest
 from mnas.model.builder import build_model
 from mnas.model.plan import plan_layers
 from mnas.search_space import get_preset, parse_arch
-from mnas.train.data import DataConfig, ProxyData, load_proxy_data
+from mnas.train.data import ProxyData, load_proxy_data
+from mnas.train.data_config import DataConfig
 from mnas.train.proxy import (
-    TrainerConfig,
     TrainingDivergedError,
     prepare_model,
     recalibrate_batch_norm,
     train_and_evaluate,
 )
+from mnas.train.proxy_config import TrainerConfig
 
 # Five blocks of the MnasNet kind (dsconv, mbconv with and without SE, identity
 # skips) and a narrow head: a real candidate's structure that traces quickly.

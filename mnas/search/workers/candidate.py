@@ -46,7 +46,8 @@ class EvalTask:
 
 
 def _proxy_data(data_config: dict[str, Any]):
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
 
     key = json.dumps(data_config, sort_keys=True)
     if key not in _DATA_CACHE:
@@ -73,7 +74,8 @@ def evaluate_candidate(task_dict: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     from mnas.model.builder import build_model
-    from mnas.train.proxy import TrainerConfig, train_and_evaluate
+    from mnas.train.proxy import train_and_evaluate
+    from mnas.train.proxy_config import TrainerConfig
 
     task = EvalTask.from_dict(task_dict)
     spec = ArchSpec.from_dict(task.arch)

@@ -16,7 +16,8 @@ CONFIG = SharedConfig(
 
 @functools.cache
 def _data():
-    from mnas.train.data import DataConfig, load_proxy_data
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
 
     return load_proxy_data(
         DataConfig(resolution=16, max_train_examples=64, max_eval_examples=32)
