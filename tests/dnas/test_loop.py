@@ -166,7 +166,10 @@ def test_short_search_writes_the_work_directory(tmp_path):
     assert best["best"][0]["block_strings"] == list(
         MICRO_SPACE.decode_for("block", entry["actions"]).block_strings
     )
-    assert best["best"][0]["predicted_ms"] > 0
+    derived = MICRO_SPACE.decode_for("block", entry["actions"])
+    assert best["best"][0]["predicted_ms"] == pytest.approx(
+        float(search.predictor.predict(derived))
+    )
     assert best["best"][0]["argmax_probabilities"] == records_probs(search)
     records = search.journal.records
     assert records[0]["theta_steps"] == 0  # warm-up
