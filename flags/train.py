@@ -24,8 +24,8 @@ from mnas.flags.common import (
     flag_dict,
 )
 from mnas.flags.data import MAX_EPOCHS, check_batch_size, define_training_data_flags
+from mnas.train import STRATEGIES, FullTrainingConfig
 
-STRATEGIES = ("default", "mirrored", "tpu")
 #: FullTrainingConfig fields set from the flag of the same name.
 SAME_NAMED_FIELDS = (
     "epochs",
@@ -161,8 +161,6 @@ def full_training_config_from_flags(flag_values: flags.FlagValues):
     optional = {}
     if flag_values.batch_size is not None:
         optional["batch_size"] = flag_values.batch_size
-    from mnas.train import FullTrainingConfig
-
     return FullTrainingConfig(
         **flag_dict(flag_values, SAME_NAMED_FIELDS), dropout_rate=dropout, **optional
     )

@@ -10,13 +10,8 @@ import pytest
 from mnas.model.builder import build_model
 from mnas.model.weights import load_weights
 from mnas.search_space import parse_arch
-from mnas.train.full import (
-    FullTrainingConfig,
-    FullTrainingConfigError,
-    OfficialSchedule,
-    averaged_variables,
-    train,
-)
+from mnas.train.full import OfficialSchedule, averaged_variables, train
+from mnas.train.full_config import FullTrainingConfig, FullTrainingConfigError
 
 ARCH = "r1_k3_s11_e1_i16_o16_noskip,r1_k3_s22_e3_i16_o24_se0.25"
 
