@@ -92,9 +92,9 @@ def _family(spec, latency) -> int:
 
 def _grid_search(spec, latency) -> int:
     quiet_tensorflow(FLAGS)
+    config = scaling_search_config_from_flags(FLAGS)  # checked before TF loads
     from mnas.scaling import run_scaling_search
 
-    config = scaling_search_config_from_flags(FLAGS)
     backend = None
     if config.reward is not None:
         backend = backend_from_config(latency)
