@@ -38,7 +38,10 @@ def test_real_search_produces_every_output(tmp_path):
     for record in latest.values():
         assert record.status == "COMPLETED", record.error
         assert 0.0 <= record.accuracy <= 1.0
-        assert record.latency_ms > 0
+        latency = record.latency
+        assert record.latency_ms == latency["median_ms"]
+        assert latency["min_ms"] <= latency["median_ms"] <= latency["max_ms"]
+        assert latency["min_ms"] > 0 and latency["runs"] >= 10
         assert record.latency["fingerprint"]["backend"] == "host"
         assert record.timings["train_s"] > 0 and record.timings["export_s"] > 0
     assert len(best) == 1 and best[0]["reward"] == max(

@@ -21,9 +21,12 @@ from mnas.train.evaluation import (
 )
 
 
-def test_official_constants() -> None:
-    assert pytest.approx((123.675, 116.28, 103.53)) == MEAN_RGB
-    assert pytest.approx((58.395, 57.12, 57.375)) == STDDEV_RGB
+def test_official_constants_are_imagenets_statistics_in_pixel_units() -> None:
+    # The official preprocessing normalises 0-255 pixels with ImageNet's
+    # per-channel mean and standard deviation of 0-1 pixels, times 255.
+    imagenet_mean, imagenet_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    assert pytest.approx([255 * m for m in imagenet_mean]) == MEAN_RGB
+    assert pytest.approx([255 * s for s in imagenet_std]) == STDDEV_RGB
 
 
 def test_center_crop_keeps_224_of_256() -> None:
