@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mnas.controller import ControllerConfig
+from mnas.controller import CONTROLLER_KINDS, ControllerConfig
 from mnas.io.work_dir import check_claim
 from mnas.latency.config import LatencyConfig
 from mnas.search.reward import RewardConfig
@@ -25,7 +25,6 @@ from mnas.train.proxy_config import TrainerConfig
 #: The trial journal in a search's work directory.
 JOURNAL_FILE = "trials.jsonl"
 LATENCY_MODES = ("measured", "predicted", "verified")
-CONTROLLER_KINDS = ("reinforce", "ppo", "random")
 #: How a candidate's accuracy is obtained: trained alone with the proxy
 #: trainer (MnasNet), or scored on one held-out batch with the weights of a
 #: supernet trained along the search (TuNAS; ``mnas.search.shared``).
