@@ -118,3 +118,41 @@ def test_resume_after_an_interruption_duplicates_and_loses_nothing(
     assert mine == theirs
     assert resumed.controller.state_summary()["num_rewards"] == 9
     assert resumed.controller.num_pending == 0
+
+
+def test_a_resume_finishes_a_begun_verification_without_sampling_again(
+    tmp_path, fake_weights
+):
+    work_dir = str(tmp_path / "run")
+    config = tiny_shared_config(work_dir, NUM_TRIALS)
+
+    def stop_after_the_first_verification(message):
+        if "(verifies " in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny_shared_search(config, log=stop_after_the_first_verification).run()
+    before = _journal(work_dir).latest()
+    begun = {r.trial_id: r for r in before.values() if r.phase == "verify"}
+    assert sorted(r.status for r in begun.values()) == ["COMPLETED", "RUNNING"]
+
+    best = tiny_shared_search(config, resume=True, log=lambda message: None).run()
+
+    journal = _journal(work_dir)
+    latest = journal.latest()
+    # No architecture was sampled again, and the same two were verified.
+    assert [t for t, r in latest.items() if r.phase != "verify"] == list(
+        range(NUM_TRIALS)
+    )
+    verified = {t: r for t, r in latest.items() if r.phase == "verify"}
+    assert sorted(verified) == sorted(begun)
+    assert {t: r.verifies for t, r in verified.items()} == {
+        t: r.verifies for t, r in begun.items()
+    }
+    assert all(r.status == "COMPLETED" for r in verified.values())
+    # The finished verification was kept, the interrupted one re-run once.
+    finished = Counter(r.trial_id for r in journal.records if r.finished)
+    assert all(finished[t] == 1 for t in verified)
+    rerun = next(t for t, r in begun.items() if r.status == "RUNNING")
+    assert verified[rerun].attempt == begun[rerun].attempt + 1
+    assert sorted(b["trial_id"] for b in best) == sorted(verified)
