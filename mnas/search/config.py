@@ -360,19 +360,26 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def search_claim(config: SearchConfig, resume: bool) -> dict[str, Any]:
+    """The arguments of ``mnas.io.work_dir.claim_work_dir`` for a search: its
+    resumable fields, its error, its journal as the state file and the
+    pre-restructure upgrade."""
+    return dict(
+        work_dir=config.work_dir,
+        config=config.to_dict(),
+        resume=resume,
+        resumable=RESUMABLE_FIELDS,
+        error=SearchConfigError,
+        state_file=JOURNAL_FILE,
+        upgrade=canonical_config_dict,
+    )
+
+
 def check_search_work_dir(config: SearchConfig, resume: bool) -> None:
     """Refuses, before anything is claimed or loaded, a work directory the
     search's claim would refuse: one holding another search, a resume
     without ``--resume``, a resume whose config differs (listed)."""
-    check_claim(
-        config.work_dir,
-        config.to_dict(),
-        resume,
-        RESUMABLE_FIELDS,
-        SearchConfigError,
-        state_file=JOURNAL_FILE,
-        upgrade=canonical_config_dict,
-    )
+    check_claim(**search_claim(config, resume))
 
 
 def canonical_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -63,7 +63,7 @@ from mnas.search.config import (
     RESUMABLE_FIELDS,
     SearchConfig,
     SearchConfigError,
-    canonical_config_dict,
+    search_claim,
 )
 from mnas.search.display import SearchDisplay, SharedDisplay
 from mnas.search.oracle import Oracle
@@ -255,15 +255,7 @@ class Search:
                 f"search space {self.space.name!r} given for config.space "
                 f"{config.space!r}"
             )
-        self.work_dir = claim_work_dir(
-            config.work_dir,
-            config.to_dict(),
-            resume,
-            RESUMABLE_FIELDS,
-            SearchConfigError,
-            state_file=JOURNAL_FILE,
-            upgrade=canonical_config_dict,
-        )
+        self.work_dir = claim_work_dir(**search_claim(config, resume))
         try:
             self.journal = Journal.open(self.work_dir.file(JOURNAL_FILE))
             for note in self.journal.recovery_notes:
