@@ -271,7 +271,7 @@ TARGETS: dict[str, Target] = {
             Flag("base_learning_rate", "float", _between(0.0, math.inf, True)),
             Flag("warmup_epochs", "float", _between(0.0, 10_000.0)),
             Flag("lr_decay_rate", "float", _between(0.0, 1.0, True)),
-            Flag("lr_decay_epochs", "float", _between(0.0, math.inf, True)),
+            Flag("lr_decay_epochs", "float", _between(0.0, 10_000.0, True)),
             Flag("weight_decay", "float", _between(0.0, math.inf)),
             Flag("label_smoothing", "float", _between(0.0, 1.0, False, True)),
             Flag("moving_average_decay", "float", _between(0.0, 1.0, False, True)),
