@@ -23,6 +23,10 @@ from mnas.flags.common import (
     defines,
 )
 from mnas.search_space import check_text
+
+# The bounds of mnas.train's DataConfig and TrainerConfig come from the
+# modules that hold the configs alone (neither imports TensorFlow); the
+# other flag groups read them from here.
 from mnas.train import (
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
@@ -35,8 +39,6 @@ from mnas.train import (
     TrainerConfig,
 )
 
-# The bounds of mnas.train's DataConfig and TrainerConfig, from the modules
-# that hold the configs alone (neither imports TensorFlow).
 #: The proxy recipe's epochs (docs/proxy.md).
 PROXY_EPOCHS: int = TrainerConfig.epochs
 
