@@ -102,7 +102,11 @@ class SearchConfig:
     ``outputs_interval_s``: ``best.json`` and ``pareto.png`` are rewritten at
     most this often while the search runs (each costs a Pareto plot, 0.2-0.5 s
     on two cores), and always at its end; the journal holds every result as it
-    comes, so nothing is lost in between.
+    comes, so nothing is lost in between. ``checkpoint_every_updates``: the
+    controller is checkpointed after every this many policy updates and at the
+    end of the search; a resume replays the journal written since the
+    checkpoint (``mnas.search.oracle``), so no value loses anything, and a
+    larger one spares the driver a save per update.
 
     ``executor``: ``local`` (worker subprocesses of this machine) or ``ray``
     (Ray tasks on the cluster at ``ray_address``; None: Ray's default, a
@@ -134,6 +138,7 @@ class SearchConfig:
     shared: SharedConfig = SharedConfig()
     time_budget_s: float | None = None
     outputs_interval_s: float = 15.0
+    checkpoint_every_updates: int = 10
     executor: str = "local"
     ray_address: str | None = None
     trial_resources: Mapping[str, float] | tuple[tuple[str, float], ...] = (
@@ -209,6 +214,11 @@ class SearchConfig:
             raise SearchConfigError(
                 "outputs_interval_s must be a finite number >= 0, got "
                 f"{self.outputs_interval_s!r}"
+            )
+        if self.checkpoint_every_updates < 1:
+            raise SearchConfigError(
+                "checkpoint_every_updates must be >= 1, got "
+                f"{self.checkpoint_every_updates}"
             )
         if self.latency_mode != "measured" and not self.lut_path:
             raise SearchConfigError(

@@ -10,11 +10,16 @@ makes a kill at any moment recoverable:
    checkpoint are sampled again, identically, on resume (``resume`` checks
    them against the journal's actions).
 2. The COMPLETED/FAILED record is appended; then the reward is fed back; the
-   checkpoint is saved when that reward completed an update (once per
-   ``controller.batch_size`` rewards). On resume, finished trials whose
-   proposal the controller holds as pending are fed back again (replay), so no
-   reward is lost or counted twice.
-3. RUNNING trials found on resume are re-run with the same actions and id.
+   checkpoint is saved when that reward completed every ``checkpoint_every``-th
+   update (an update comes once per ``controller.batch_size`` rewards).
+3. On resume the journal is replayed, in the order it was written, into the
+   controller restored from its checkpoint: a proposal the checkpoint predates
+   is sampled again when its first record comes (from the policy of that
+   moment, so checked against the journal's actions), and a finished trial
+   whose proposal is pending is fed back. Updates happen again where they
+   happened, so no reward is lost or counted twice and the proposals after
+   them come out the same: a checkpoint any number of updates old is enough.
+4. RUNNING trials found on resume are re-run with the same actions and id.
 
 Weight-sharing evaluation (``mnas.search.shared``) evaluates one proposal at a
 time in this process and writes no RUNNING record: ``propose(count)`` samples
@@ -66,13 +71,18 @@ class Oracle:
         space,
         checkpoint_dir: str,
         on_update: Callable[[Any], None] | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         self.controller = controller
         self.journal = journal
         self.space = space
         self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self._on_update = on_update
         self._plan = ResumePlan()
+        self._saved_updates = controller.num_updates
 
     @classmethod
     def restore(
@@ -82,6 +92,7 @@ class Oracle:
         space,
         checkpoint_dir: str,
         on_update: Callable[[Any], None] | None = None,
+        checkpoint_every: int = 1,
     ) -> Oracle:
         """Restores the controller from its latest checkpoint, if any (after
         removing what a save cut short left behind)."""
@@ -91,40 +102,45 @@ class Oracle:
         remove_checkpoint_temps(checkpoint_dir)
         if tf.train.latest_checkpoint(checkpoint_dir):
             controller.restore(checkpoint_dir)
-        return cls(controller, journal, space, checkpoint_dir, on_update)
+        return cls(
+            controller, journal, space, checkpoint_dir, on_update, checkpoint_every
+        )
 
     # -- recovery ------------------------------------------------------------------
     def resume(self, count: int = 1) -> ResumePlan:
-        """Samples again the proposals made since the checkpoint (in batches of
-        ``count``, as they were made), replays the journal into the
-        controller; returns what is left to do."""
+        """Replays the journal into the controller (proposals sampled again in
+        batches of ``count``, as they were made; rewards fed back in the order
+        they came); returns what is left to do."""
         latest = self.journal.latest()
-        self._resample(latest, count)
-        pending = {p.proposal_id: p for p in self.controller.pending_proposals()}
+        recorded = {
+            r.proposal_id: r for r in latest.values() if r.proposal_id is not None
+        }
         plan = ResumePlan(finished=sum(r.finished for r in latest.values()))
-        for record in latest.values():
-            if record.finished and record.proposal_id in pending:
+        for record in self.journal.records:
+            if record.proposal_id is None:
+                continue
+            self._sample_through(record.proposal_id, count, recorded)
+            if record.finished and self._is_pending(record.proposal_id):
                 self._feed(record)
-                del pending[record.proposal_id]
                 plan.replayed += 1
         plan.reruns = [r for r in latest.values() if r.status == "RUNNING"]
-        known = {r.proposal_id for r in latest.values()}
-        plan.orphans = [p for pid, p in sorted(pending.items()) if pid not in known]
-        if plan.describe() is not None:
+        plan.orphans = [
+            p
+            for p in self.controller.pending_proposals()
+            if p.proposal_id not in recorded
+        ]
+        if plan.describe() is not None or self._behind():
             self.save()
         self._plan = plan
         return plan
 
-    def _resample(self, latest: dict[int, TrialRecord], count: int) -> None:
-        """Proposals the journal holds that the checkpoint predates, sampled
-        again from the same policy and seeds; a differing one is refused."""
-        recorded = {
-            r.proposal_id: r for r in latest.values() if r.proposal_id is not None
-        }
-        if not recorded:
-            return
-        last = max(recorded)
-        while self.controller.num_proposed <= last:
+    def _sample_through(
+        self, proposal_id: int, count: int, recorded: dict[int, TrialRecord]
+    ) -> None:
+        """Samples again, from the policy of this point of the replay, the
+        proposals up to ``proposal_id`` that the checkpoint predates; a
+        differing one is refused."""
+        while self.controller.num_proposed <= proposal_id:
             for proposal in self.controller.propose_batch(count):
                 record = recorded.get(proposal.proposal_id)
                 if record is not None and record.actions != proposal.actions:
@@ -134,6 +150,11 @@ class Oracle:
                         "the controller samples again from its checkpoint (was "
                         "the controller's seed or config changed?)"
                     )
+
+    def _is_pending(self, proposal_id: int) -> bool:
+        return any(
+            p.proposal_id == proposal_id for p in self.controller.pending_proposals()
+        )
 
     def check_journal(self) -> None:
         """Refuses a journal whose actions this search space cannot decode."""
@@ -192,7 +213,7 @@ class Oracle:
             )
         self.journal.append(record)
         updated = self._feed(record)
-        if updated:
+        if updated and self.controller.num_updates % self.checkpoint_every == 0:
             self.save()
         return updated
 
@@ -216,6 +237,16 @@ class Oracle:
 
     def save(self) -> None:
         self.controller.save(self.checkpoint_dir)
+        self._saved_updates = self.controller.num_updates
+
+    def save_if_behind(self) -> None:
+        """Saves when updates happened since the last checkpoint (at the end
+        of a search, so a resume has nothing to replay)."""
+        if self._behind():
+            self.save()
+
+    def _behind(self) -> bool:
+        return self.controller.num_updates != self._saved_updates
 
     # -- views ---------------------------------------------------------------------
     def latest(self) -> dict[int, TrialRecord]:

@@ -268,6 +268,7 @@ class Search:
                 self.space,
                 self.work_dir.file(CONTROLLER_DIR),
                 on_update=self._controller_updated,
+                checkpoint_every=config.checkpoint_every_updates,
             )
             self.oracle.check_journal()
         except BaseException:
@@ -380,6 +381,7 @@ class Search:
                     ranked = rank_trials(self.oracle.latest().values())
                     for callback in self.callbacks:
                         callback.on_trial_end(record, ranked)
+            self.oracle.save_if_behind()
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the binary's rule
             self._interrupted(in_flight)
             raise
@@ -406,6 +408,7 @@ class Search:
 
         try:
             best = SharedEvaluation(self, self.data).run(streak)
+            self.oracle.save_if_behind()
         finally:
             self._close()
         if streak.tripped:

@@ -197,3 +197,67 @@ def test_resume_refuses_a_journal_the_controller_does_not_sample_again(tmp_path)
         "actions than the controller samples again from its checkpoint (was "
         "the controller's seed or config changed?)"
     )
+
+
+@pytest.mark.parametrize("kind", ["random", "reinforce"])
+def test_resume_replays_every_update_since_an_older_checkpoint(tmp_path, kind):
+    """Checkpointed every 3rd update, killed 2 updates later, with trials
+    finishing out of order and one failing: the resumed controller equals the
+    one that was killed."""
+
+    def make():
+        controller = make_controller(
+            kind, SPACE.decisions(), ControllerConfig(batch_size=2, seed=5)
+        )
+        journal = Journal.open(str(tmp_path / "trials.jsonl"))
+        return Oracle.restore(
+            controller, journal, SPACE, str(tmp_path / "ctl"), checkpoint_every=3
+        )
+
+    oracle = make()
+    oracle.resume()
+    in_flight = [oracle.next_trial(), oracle.next_trial()]
+    for step in range(11):
+        record = in_flight.pop(1 if step % 3 else 0)
+        if step == 4:
+            oracle.finish(record.replace(status="FAILED", error="boom"))
+        else:
+            reward = 0.05 * step
+            oracle.finish(
+                record.replace(status="COMPLETED", reward=reward, accuracy=reward)
+            )
+        in_flight.append(oracle.next_trial())
+    killed = oracle.controller
+    assert killed.num_updates == 5
+    assert make().controller.num_updates == 3  # the checkpoint on disk
+
+    resumed = make()
+    plan = resumed.resume()
+    assert plan.replayed == 4
+    assert [r.trial_id for r in plan.reruns] == [r.trial_id for r in in_flight]
+    assert resumed.controller.state_summary() == killed.state_summary()
+    assert [
+        (p.proposal_id, p.actions) for p in resumed.controller.pending_proposals()
+    ] == [(p.proposal_id, p.actions) for p in killed.pending_proposals()]
+    # The same policy: the same next proposals and the same probabilities.
+    ahead, again = killed.propose_batch(3), resumed.controller.propose_batch(3)
+    assert [p.actions for p in again] == [p.actions for p in ahead]
+    assert [p.log_prob for p in again] == pytest.approx([p.log_prob for p in ahead])
+    # The replay was checkpointed.
+    assert make().controller.num_updates == 5
+
+
+def test_save_if_behind_saves_only_after_an_unsaved_update(tmp_path):
+    events = []
+    oracle = _oracle(tmp_path, events, batch_size=1)
+    oracle.checkpoint_every = 2
+    oracle.resume()
+    oracle.save_if_behind()
+    assert "save" not in events
+    record = oracle.next_trial()
+    oracle.finish(record.replace(status="COMPLETED", reward=0.5, accuracy=0.5))
+    assert "save" not in events  # update 1 of 2
+    oracle.save_if_behind()
+    assert events.count("save") == 1
+    oracle.save_if_behind()
+    assert events.count("save") == 1

@@ -6,16 +6,17 @@ TuNAS's loop on the MnasNet search's oracle, journal and outputs. For each of
 1. **Sample.** During the RL delay (``SharedConfig.rl_delay``) the path is drawn
    uniformly from the space (seeded by the trial id) and the controller is not
    involved; after it, ``Oracle.propose`` hands out the controller's next
-   proposal (a batch is sampled and the controller checkpoint saved before
-   the first of it is used).
+   proposal (a batch of ``controller.batch_size`` is sampled when the last
+   one is used up).
 2. **Latency.** The lookup-table prediction of the decoded architecture
    (missing entries are measured and appended to the table).
 3. **Step.** ``SharedWeights.step``: a weight step of the (warm-up widened)
    path on one training batch, then the path's accuracy on one held-out batch.
 4. **Record.** The COMPLETED trial (accuracy, predicted latency, reward, the
    step's loss and timings) is appended to ``trials.jsonl``; then the reward is
-   fed to the controller, whose checkpoint is saved when a batch of rewards
-   updated it (the only controller checkpoint: ``mnas.search.oracle``).
+   fed to the controller, whose checkpoint is saved after every
+   ``SearchConfig.checkpoint_every_updates``-th update and at the end (the
+   only controller checkpoint: ``mnas.search.oracle``).
 5. Every ``checkpoint_every`` architectures: the shared weights, their
    optimizer and the number of trials trained are checkpointed
    (``supernet/``). ``best.json`` and ``pareto.png`` are rewritten at most
@@ -27,9 +28,11 @@ The sampling stops at ``num_trials`` architectures or, with
 Resume after a kill at any moment, without a duplicated or lost trial:
 
 * the journal is the truth: a trial is done once its record is appended;
-* the controller is restored from its checkpoint and rewards it lacks are
-  replayed from the journal (``Oracle.resume``); proposals it holds that the
-  journal never saw are handed out again first (same ids, same actions);
+* the controller is restored from its checkpoint and the journal written
+  since is replayed into it (``Oracle.resume``: proposals sampled again,
+  rewards fed back, updates made again in the order they happened);
+  proposals it holds that the journal never saw are handed out again first
+  (same ids, same actions);
 * the shared weights are restored from their checkpoint, which says up to
   which trial they were trained; the weight steps of the trials journaled
   after it are replayed in order (every draw of a step is a function of the
