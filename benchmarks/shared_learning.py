@@ -1,0 +1,141 @@
+"""Does the shared supernet learn? Weight steps of ``SharedWeights`` alone.
+
+Each variant builds the supernet of ``--evaluation=shared`` (``SharedWeights``,
+default ``SharedConfig`` except where the variant says) on the embedded
+digits and takes ``--steps`` weight steps, one per path, as the search does
+(``SharedWeights.step``: a training batch, then the path's accuracy on one
+held-out batch). Paths are drawn uniformly (seeded), or one path is kept
+(``fixed``). Printed every ``--every`` steps: the mean training loss and
+held-out accuracy of those steps; at the end, five random paths scored on
+the whole held-out split.
+
+Variants are joined with ``+``: ``zero_classifier`` (zero the classifier's
+kernel and bias first, as the standalone proxy does), ``fixed`` (one path),
+``warmups`` (ops and filters warm-ups over 0.3 of the steps),
+``per_variable_adam`` (Adam bias correction counted per variable instead of
+over all steps); ``as_built`` changes nothing.
+
+  python benchmarks/shared_learning.py --steps 300 \\
+      --variants as_built,zero_classifier,zero_classifier+fixed
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+KNOWN = {"as_built", "zero_classifier", "fixed", "warmups", "per_variable_adam"}
+
+
+def _per_variable_adam(optimizer) -> None:
+    """Replaces ``LazyAdam.apply`` by one that counts each variable's own
+    steps for the bias correction (each op as if trained alone)."""
+    import tensorflow as tf
+
+    from mnas.search.shared.optimizer import _handle
+
+    counts = [tf.Variable(0.0, trainable=False) for _ in optimizer.m]
+
+    def apply(gradients, variables, learning_rate):
+        rate = tf.constant(learning_rate, tf.float32)
+        for gradient, variable in zip(gradients, variables, strict=True):
+            if gradient is None:
+                continue
+            i = optimizer._index[id(variable)]
+            counts[i].assign_add(1.0)
+            tf.raw_ops.ResourceApplyAdam(
+                var=_handle(variable),
+                m=optimizer.m[i].handle,
+                v=optimizer.v[i].handle,
+                beta1_power=tf.pow(optimizer.beta_1, counts[i]),
+                beta2_power=tf.pow(optimizer.beta_2, counts[i]),
+                lr=rate,
+                beta1=optimizer.beta_1,
+                beta2=optimizer.beta_2,
+                epsilon=optimizer.epsilon,
+                grad=gradient,
+            )
+
+    optimizer.apply = apply
+
+
+def run(variant: str, args) -> list[tuple]:
+    import keras
+
+    from mnas.search.shared.config import SharedConfig
+    from mnas.search.shared.weights import SharedWeights
+    from mnas.search_space import get_search_space
+    from mnas.train.data import load_proxy_data
+    from mnas.train.data_config import DataConfig
+
+    parts = set(variant.split("+"))
+    unknown = parts - KNOWN
+    if unknown:
+        raise SystemExit(f"unknown variant part(s) {sorted(unknown)}; known {KNOWN}")
+    extra = {"ops_warmup": 0.3, "filters_warmup": 0.3} if "warmups" in parts else {}
+    config = SharedConfig(
+        resolution=args.resolution, learning_rate=args.learning_rate, **extra
+    )
+    weights = SharedWeights(
+        get_search_space("mnasnet"),
+        load_proxy_data(DataConfig()),
+        config,
+        args.steps,
+        seed=args.seed,
+    )
+    if "zero_classifier" in parts:
+        for variable in weights.net.classifier.weights:
+            variable.assign(keras.ops.zeros_like(variable))
+    if "per_variable_adam" in parts:
+        _per_variable_adam(weights.optimizer)
+    rng = np.random.default_rng(args.seed)
+
+    def draw():
+        return [int(rng.integers(d.num_choices)) for d in weights.decisions]
+
+    fixed = draw()
+    rows, window, started = [], [], time.time()
+    for step in range(args.steps):
+        result = weights.step(step, fixed if "fixed" in parts else draw())
+        window.append((result.loss, result.accuracy))
+        if (step + 1) % args.every == 0:
+            loss = float(np.mean([w[0] for w in window]))
+            accuracy = float(np.mean([w[1] for w in window]))
+            rows.append((variant, step + 1, loss, accuracy, time.time() - started))
+            print(f"{variant} step {step + 1}: loss {loss:.3f} acc {accuracy:.3f}")
+            window = []
+    scores = [weights.score(draw()) for _ in range(5)]
+    print(f"{variant}: five random paths, whole held-out split: {scores}")
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="as_built,zero_classifier")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--learning_rate", type=float, default=0.005)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rows = []
+    for variant in args.variants.split(","):
+        rows += run(variant, args)
+    print(
+        "\n| variant | steps | mean training loss | mean held-out accuracy | wall s |"
+    )
+    print("|---|---|---|---|---|")
+    for variant, step, loss, accuracy, wall in rows:
+        print(f"| {variant} | {step} | {loss:.3f} | {accuracy:.3f} | {wall:.0f} |")
+    print(f"\nload average: {os.getloadavg()}")
+    print("command:", shlex.join([sys.executable, *sys.argv]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
