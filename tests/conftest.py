@@ -7,11 +7,16 @@ import signal
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # A test run started in the background of a non-interactive shell (`cmd &`)
-# inherits SIGINT ignored, and so would every process it starts: the tests
-# that stop a binary with Ctrl-C would wait for it forever. A terminal's
-# foreground run, which CI and users have, already looks like this.
+# inherits SIGINT ignored, one started under `nohup` SIGHUP ignored, and so
+# would every process it starts (an ignored signal survives exec): the tests
+# that stop a binary with that signal would wait for it forever (seen twice,
+# SIGINT and SIGHUP). A terminal's foreground run, which CI and users have,
+# already looks like this.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+for _signum in (signal.SIGHUP, signal.SIGTERM):
+    if signal.getsignal(_signum) is signal.SIG_IGN:
+        signal.signal(_signum, signal.SIG_DFL)
 
 from hypothesis import settings  # noqa: E402
 
