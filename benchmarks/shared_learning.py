@@ -5,7 +5,9 @@ default ``SharedConfig`` except where the variant says) on the embedded
 digits and takes ``--steps`` weight steps, one per path, as the search does
 (``SharedWeights.step``: a training batch, then the path's accuracy on one
 held-out batch). Paths are drawn uniformly (seeded), or one path is kept
-(``fixed``). Printed every ``--every`` steps: the mean training loss and
+(``fixed``), or two alternate (``two_paths``), or the first path is kept
+but the decisions of one kind are drawn anew (``vary_<kind>``, e.g.
+``vary_filters``). Printed every ``--every`` steps: the mean training loss and
 held-out accuracy of those steps; at the end, five random paths scored on
 the whole held-out split.
 
@@ -29,7 +31,14 @@ import time
 
 import numpy as np
 
-KNOWN = {"as_built", "zero_classifier", "fixed", "warmups", "per_variable_adam"}
+KNOWN = {
+    "as_built",
+    "zero_classifier",
+    "fixed",
+    "two_paths",
+    "warmups",
+    "per_variable_adam",
+}
 
 
 def _per_variable_adam(optimizer) -> None:
@@ -74,6 +83,8 @@ def run(variant: str, args) -> list[tuple]:
     from mnas.train.data_config import DataConfig
 
     parts = set(variant.split("+"))
+    varied = {p.removeprefix("vary_") for p in parts if p.startswith("vary_")}
+    parts -= {f"vary_{kind}" for kind in varied}
     unknown = parts - KNOWN
     if unknown:
         raise SystemExit(f"unknown variant part(s) {sorted(unknown)}; known {KNOWN}")
@@ -98,10 +109,23 @@ def run(variant: str, args) -> list[tuple]:
     def draw():
         return [int(rng.integers(d.num_choices)) for d in weights.decisions]
 
-    fixed = draw()
+    fixed, second = draw(), draw()
+
+    def path(step):
+        if varied:  # the first path, but these decision kinds drawn anew
+            return [
+                int(rng.integers(d.num_choices)) if d.kind in varied else a
+                for d, a in zip(weights.decisions, fixed, strict=True)
+            ]
+        if "fixed" in parts:
+            return fixed
+        if "two_paths" in parts:
+            return (fixed, second)[step % 2]
+        return draw()
+
     rows, window, started = [], [], time.time()
     for step in range(args.steps):
-        result = weights.step(step, fixed if "fixed" in parts else draw())
+        result = weights.step(step, path(step))
         window.append((result.loss, result.accuracy))
         if (step + 1) % args.every == 0:
             loss = float(np.mean([w[0] for w in window]))
