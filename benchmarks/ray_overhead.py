@@ -9,7 +9,7 @@ so every second the loop spends is the driver's or Ray's.
 
 The driver's phases are timed by wrapping them: *propose* (the oracle's
 next trial: controller sample, RUNNING record), *checkpoint* (the controller
-checkpoint, saved once per controller update), *submit* (the Ray task),
+checkpoint, saved every ``SearchConfig.checkpoint_every_updates`` updates), *submit* (the Ray task),
 *collect* (``ray.get`` of a result and writing its model into the work
 directory), *finish* (COMPLETED record, feedback to the controller),
 *outputs* (best.json and pareto.png, written at most every
