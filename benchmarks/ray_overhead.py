@@ -9,10 +9,10 @@ so every second the loop spends is the driver's or Ray's.
 
 The driver's phases are timed by wrapping them: *propose* (the oracle's
 next trial: controller sample, RUNNING record), *checkpoint* (the controller
-checkpoint, saved every ``SearchConfig.checkpoint_every_updates`` updates), *submit* (the Ray task),
-*collect* (``ray.get`` of a result and writing its model into the work
-directory), *finish* (COMPLETED record, feedback to the controller),
-*outputs* (best.json and pareto.png, written at most every
+checkpoint, saved every ``SearchConfig.checkpoint_every_updates`` updates),
+*submit* (the Ray task), *collect* (``ray.get`` of a result and writing its
+model into the work directory), *finish* (COMPLETED record, feedback to the
+controller), *outputs* (best.json and pareto.png, written at most every
 ``--outputs_every_s`` as ``mnas-search --outputs_interval_s`` does;
 TensorBoard, progress line) and *wait* (blocked in ``ray.wait`` or idle: not
 overhead). Overhead per trial d = (wall time - wait) / trials;

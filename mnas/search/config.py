@@ -18,7 +18,7 @@ from mnas.io.work_dir import check_claim
 from mnas.latency.config import LatencyConfig
 from mnas.search.reward import RewardConfig
 from mnas.search.shared.config import SharedConfig
-from mnas.search_space import check_fields
+from mnas.search_space import check_fields, check_int
 from mnas.train.data_config import DataConfig
 from mnas.train.proxy_config import TrainerConfig
 
@@ -215,11 +215,12 @@ class SearchConfig:
                 "outputs_interval_s must be a finite number >= 0, got "
                 f"{self.outputs_interval_s!r}"
             )
-        if self.checkpoint_every_updates < 1:
-            raise SearchConfigError(
-                "checkpoint_every_updates must be >= 1, got "
-                f"{self.checkpoint_every_updates}"
-            )
+        check_int(
+            "checkpoint_every_updates",
+            self.checkpoint_every_updates,
+            1,
+            error=SearchConfigError,
+        )
         if self.latency_mode != "measured" and not self.lut_path:
             raise SearchConfigError(
                 f"--latency={self.latency_mode} needs a lookup table (--lut); build "

@@ -151,7 +151,9 @@ class Oracle:
                         "the controller's seed or config changed?)"
                     )
 
-    def _is_pending(self, proposal_id: int) -> bool:
+    def _is_pending(self, proposal_id: int | None) -> bool:
+        """Whether the controller awaits feedback for ``proposal_id`` (never
+        for a trial it did not propose, or one already fed back)."""
         return any(
             p.proposal_id == proposal_id for p in self.controller.pending_proposals()
         )
@@ -212,7 +214,7 @@ class Oracle:
                 f"trial {record.trial_id} is not finished: {record.status}"
             )
         self.journal.append(record)
-        updated = self._feed(record)
+        updated = self._is_pending(record.proposal_id) and self._feed(record)
         if updated and self.controller.num_updates % self.checkpoint_every == 0:
             self.save()
         return updated
@@ -222,11 +224,8 @@ class Oracle:
         self.journal.append(record)
 
     def _feed(self, record: TrialRecord) -> bool:
-        """Feeds a finished trial to the controller if it awaits it; returns
-        whether the policy was updated."""
-        pending = {p.proposal_id for p in self.controller.pending_proposals()}
-        if record.proposal_id not in pending:
-            return False
+        """Feeds a finished trial whose proposal the controller awaits
+        (``_is_pending``); returns whether the policy was updated."""
         if record.status == "COMPLETED":
             updated = self.controller.feedback(record.proposal_id, record.reward)
             if updated and self._on_update is not None:

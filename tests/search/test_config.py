@@ -105,6 +105,14 @@ def test_unknown_fields_are_refused():
             "outputs_interval_s must be a finite number >= 0, got -1.0",
         ),
         (
+            {"checkpoint_every_updates": 0},
+            "checkpoint_every_updates must be an integer >= 1, got 0",
+        ),
+        (
+            {"checkpoint_every_updates": 2.5},
+            "checkpoint_every_updates must be an integer >= 1, got 2.5",
+        ),
+        (
             {"evaluation": "one-shot"},
             "evaluation must be one of standalone, shared, got 'one-shot'",
         ),
