@@ -7,12 +7,15 @@ digits and takes ``--steps`` weight steps, one per path, as the search does
 held-out batch). Paths are drawn uniformly (seeded), or one path is kept
 (``fixed``), or two alternate (``two_paths``), or the first path is kept
 but the decisions of one kind are drawn anew (``vary_<kind>``, e.g.
-``vary_filters``). Printed every ``--every`` steps: the mean training loss and
+``vary_filters``), or paths are drawn uniformly but the decisions of one kind
+are kept as in the first path (``keep_<kind>``, e.g. ``keep_conv_op``). Printed every ``--every`` steps: the mean training loss and
 held-out accuracy of those steps; at the end, five random paths scored on
 the whole held-out split.
 
 Variants are joined with ``+``: ``zero_classifier`` (zero the classifier's
-kernel and bias first, as the standalone proxy does), ``fixed`` (one path),
+kernel and bias first, as the standalone proxy does; ``SharedWeights`` does
+it itself since 2026-12-01, so the variant now changes nothing and stays for
+the recorded commands), ``fixed`` (one path),
 ``warmups`` (ops and filters warm-ups over 0.3 of the steps),
 ``per_variable_adam`` (Adam bias correction counted per variable instead of
 over all steps); ``as_built`` changes nothing.
@@ -84,7 +87,8 @@ def run(variant: str, args) -> list[tuple]:
 
     parts = set(variant.split("+"))
     varied = {p.removeprefix("vary_") for p in parts if p.startswith("vary_")}
-    parts -= {f"vary_{kind}" for kind in varied}
+    kept = {p.removeprefix("keep_") for p in parts if p.startswith("keep_")}
+    parts -= {f"vary_{kind}" for kind in varied} | {f"keep_{kind}" for kind in kept}
     unknown = parts - KNOWN
     if unknown:
         raise SystemExit(f"unknown variant part(s) {sorted(unknown)}; known {KNOWN}")
@@ -115,6 +119,11 @@ def run(variant: str, args) -> list[tuple]:
         if varied:  # the first path, but these decision kinds drawn anew
             return [
                 int(rng.integers(d.num_choices)) if d.kind in varied else a
+                for d, a in zip(weights.decisions, fixed, strict=True)
+            ]
+        if kept:  # uniform paths, but these decision kinds as in the first
+            return [
+                a if d.kind in kept else int(rng.integers(d.num_choices))
                 for d, a in zip(weights.decisions, fixed, strict=True)
             ]
         if "fixed" in parts:

@@ -229,12 +229,22 @@ Structure = Callable[[Primitives, Any, OpArgs], Any]
 class OpType:
     """A conv op: its name (``BlockArgs.conv_op``, its block-string token),
     whether it takes the expansion ratio, and its structure. ``official`` ops
-    exist in the official MnasNet checkpoints."""
+    exist in the official MnasNet checkpoints.
+
+    ``weight_family``: in the supernet, ops of one family share the weights of
+    equally named parts (TuNAS): one tensor per part at the largest shape any
+    member asks for, each using its centre (kernel sizes) and first channels
+    (widths, expansions, SE ratios). Empty: a family of its own."""
 
     name: str
     expands: bool
     structure: Structure
     official: bool = False
+    weight_family: str = ""
+
+    @property
+    def family(self) -> str:
+        return self.weight_family or self.name
 
 
 def _conv(p: Primitives, x, a: OpArgs):
@@ -260,9 +270,12 @@ def _mbconv(p: Primitives, x, a: OpArgs):
 
 
 _BUILTIN = (
-    OpType("mbconv", True, _mbconv, official=True),
+    # MBConv at every expansion and the depthwise-separable conv share their
+    # depthwise, projection and SE weights in the supernet (MBConv e1 and
+    # dsconv differ only in the projection's activation and batch norm).
+    OpType("mbconv", True, _mbconv, official=True, weight_family="depthwise"),
     OpType("conv", False, _conv),
-    OpType("dsconv", False, _dsconv),
+    OpType("dsconv", False, _dsconv, weight_family="depthwise"),
 )
 _REGISTRY: dict[str, OpType] = {op.name: op for op in _BUILTIN}
 

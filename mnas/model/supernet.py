@@ -13,11 +13,13 @@ exactly the plain network ``mnas.model.builder`` builds from the decoded spec
 
 * ``conv_op``: one candidate per op (conv, dsconv, mbconv e1/e3/e6); the slot's
   output is ``Σ_j m_j · op_j(x)``.
-* ``kernel``: each candidate keeps one kernel per size and convolves once with
-  the mix ``Σ_k m_k · pad(W_k)`` (convolution is linear in its kernel, and
-  "same" padding centres a zero-padded smaller kernel exactly), which halves
-  the compute of separate per-kernel candidates.
-* ``se_ratio``: inside each candidate the gate becomes ``m_0 + Σ_r m_r · SE_r(x)``.
+* ``kernel``: each candidate keeps one kernel of the largest size; a smaller
+  size is its centre (TuNAS), and the candidate convolves once with
+  ``W ⊙ Σ_k m_k · centre_k`` (a "same" convolution with a zero-padded smaller
+  kernel is exactly the smaller one's).
+* ``se_ratio``: inside each candidate the gate becomes ``m_0 + Σ_r m_r · SE_r(x)``,
+  every ratio's gate using the first ``squeeze_r`` channels of one pair of
+  SE weights.
 * ``skip``: ``none`` adds nothing, ``identity`` adds ``x`` where the plain
   network would (stride 1, equal widths), ``pool`` adds the pooled input,
   projected with 1x1 conv + BN where the widths differ.
@@ -28,6 +30,16 @@ exactly the plain network ``mnas.model.builder`` builds from the decoded spec
   narrower one.
 * ``layers``: slot ``r`` exists with probability ``P(layers > r)``; its output
   is ``p · layer(x) + (1 − p) · x`` (FBNet's "skip" candidate).
+
+Weights are shared as in TuNAS, because a path's weights must learn from the
+steps of other paths for weight-sharing evaluation to rank anything
+(``benchmarks/shared_learning.py``: separate weights per kernel size or conv
+op stay near chance). Within a slot, the candidates of one op family
+(``OpType.weight_family``: MBConv at every expansion and the
+depthwise-separable conv) share each equally named part's conv and SE
+weights, held once at the largest shape any of them asks for; a use takes the
+centre of the spatial dimensions and the first channels of the others, the
+same slices ``copy_weights_to`` copies. Batch norms stay per candidate.
 
 Each candidate's structure is its op's in ``mnas.model.ops`` (so a registered
 op becomes a candidate when a space's ``conv_ops`` lists it); this module
@@ -76,6 +88,55 @@ def _width_mask(
     if isinstance(probs, np.ndarray):  # a path decided on the host
         return tf.constant(probs.astype(np.float32) @ table)
     return tf.linalg.matvec(tf.constant(table), tf.cast(probs, tf.float32), True)
+
+
+def _part(weight, shape: tuple[int, ...]):
+    """The ``shape`` part of a shared weight: its centre along the spatial
+    dimensions of a conv kernel, its first entries along the others."""
+    full = tuple(weight.shape)
+    if full == tuple(shape):
+        return weight
+    index = []
+    for axis, (have, want) in enumerate(zip(full, shape, strict=True)):
+        start = (have - want) // 2 if len(full) == 4 and axis < 2 else 0
+        index.append(slice(start, start + want))
+    return weight[tuple(index)]
+
+
+def _centre_masks(sizes: tuple[int, ...], k_max: int) -> np.ndarray:
+    """``[len(sizes), k_max, k_max]``: ones on each size's centre square."""
+    masks = np.zeros((len(sizes), k_max, k_max), np.float32)
+    for i, k in enumerate(sizes):
+        start = (k_max - k) // 2
+        masks[i, start : start + k, start : start + k] = 1.0
+    return masks
+
+
+class _SharedWeights:
+    """The conv and SE weights the candidates of one slot share (see the
+    module docstring): requested by key while the candidates are walked,
+    then created once at the largest shape asked for."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self.variables: dict[str, Any] = {}
+
+    def request(self, key: str, shape: tuple[int, ...], initializer) -> None:
+        if self.variables:
+            raise RuntimeError("the shared weights are already created")
+        if key in self.requests:
+            known = self.requests[key][0]
+            if len(known) != len(shape):
+                raise ValueError(f"weight {key!r} asked for as {known} and {shape}")
+            shape = tuple(max(a, b) for a, b in zip(known, shape))
+        self.requests[key] = (tuple(shape), initializer)
+
+    def create(self, owner: keras.layers.Layer) -> None:
+        for key, (shape, initializer) in self.requests.items():
+            init = _conv_init() if initializer == "conv" else initializer
+            self.variables[key] = owner.add_weight(
+                shape=shape, initializer=init, name=key
+            )
 
 
 def _scaled_width(width: int, scale: float) -> int:
@@ -290,8 +351,12 @@ class _SupernetOps(ops.Primitives):
         slot: LayerSlot,
         space: FactorizedSearchSpace,
         bn: dict,
+        shared: _SharedWeights,
+        family: str,
     ):
         self.owner = owner
+        self.shared = shared
+        self.family = family
         self.slot = slot
         self.decisions = slot.kind_decisions
         self.kernel_sizes = tuple(space.kernel_sizes)
@@ -300,13 +365,13 @@ class _SupernetOps(ops.Primitives):
         self.act = _ACTIVATIONS[space.activation]
         self.bn_config = bn
         self.variables: dict[str, Any] = {}  # name -> variable or _BatchNorm
-        # name -> (decision kind, choice index) for the weights only one choice
-        # uses (a kernel size's kernel, an SE ratio's gate)
-        self.choices: dict[str, tuple[str, int]] = {}
-        self.choice: tuple[str, int] | None = None  # the weights made now
+        self.keys: dict[str, str] = {}  # name -> its key in ``shared``
+        # name -> (decision kind, the choices using it) for the weights only
+        # some choices use (the SE gate's: every ratio but 0)
+        self.choices: dict[str, tuple[str, tuple[int, ...]]] = {}
+        self.choice: tuple[str, tuple[int, ...]] | None = None  # made now
         self.batch_norms: list[_BatchNorm] = []
         self.deferred: list[Callable[[], object]] = []
-        self.prefix = ""  # "se0.25_" inside one SE ratio's gate
         self.masks: _Masks | None = None  # None: creating the weights
         self.training: bool | str = False
         self.single_path = False  # skip zero-weight branches (``_gated``)
@@ -321,6 +386,11 @@ class _SupernetOps(ops.Primitives):
         while self.deferred:
             self.deferred.pop(0)()
 
+    def attach(self) -> None:
+        """Takes this owner's shared weights once ``shared`` created them."""
+        for name, key in self.keys.items():
+            self.variables[name] = self.shared.variables[key]
+
     def bound(self, masks: _Masks, training: bool | str, **fields) -> _SupernetOps:
         view = copy.copy(self)
         view.masks, view.training = masks, training
@@ -328,23 +398,21 @@ class _SupernetOps(ops.Primitives):
             setattr(view, name, value)
         return view
 
-    def _scoped(self, prefix: str, choice: tuple[str, int] | None = None):
+    def _scoped(self, choice: tuple[str, tuple[int, ...]]):
         view = copy.copy(self)
-        view.prefix = prefix
         view.choice = choice
         return view
 
     def trained_variables(self, weights: Mapping[str, np.ndarray]) -> list:
         """The trainable variables a host path (``weights``) trains here: all
-        but those of kernel sizes and SE ratios it does not choose."""
+        but the SE gate's when it chooses no squeeze-excite."""
         found = []
         for name, value in self.variables.items():
-            choice = self.choices.get(name)
-            if (
-                choice is not None
-                and weights[self.decisions[choice[0]]][choice[1]] <= 0
-            ):
-                continue
+            used = self.choices.get(name)
+            if used is not None:
+                probs = weights[self.decisions[used[0]]]
+                if sum(float(probs[i]) for i in used[1]) <= 0:
+                    continue
             found += (
                 [value.gamma, value.beta] if isinstance(value, _BatchNorm) else [value]
             )
@@ -355,20 +423,20 @@ class _SupernetOps(ops.Primitives):
         return self.masks is None
 
     def _var(self, name: str, shape: tuple, initializer="conv"):
-        name = self.prefix + name
-        if name not in self.variables:
-            if not self._creating:
-                raise KeyError(f"{self.owner.name}: no weight {name!r}")
-            init = _conv_init() if initializer == "conv" else initializer
-            self.variables[name] = self.owner.add_weight(
-                shape=shape, initializer=init, name=name
-            )
+        """The ``shape`` part of the family's shared weight ``name`` (None
+        while the weights are being asked for)."""
+        if self._creating:
+            key = f"{self.family}_{name}"
+            self.shared.request(key, shape, initializer)
+            self.keys[name] = key
             if self.choice is not None:
                 self.choices[name] = self.choice
-        return self.variables[name]
+            return None
+        if name not in self.variables:
+            raise KeyError(f"{self.owner.name}: no weight {name!r}")
+        return _part(self.variables[name], shape)
 
     def _bn(self, name: str, channels: int) -> _BatchNorm:
-        name = self.prefix + name
         if name not in self.variables:
             bn = _BatchNorm(self.owner, name, channels, self.bn_config)
             self.variables[name] = bn
@@ -378,23 +446,23 @@ class _SupernetOps(ops.Primitives):
         return self.variables[name]
 
     def _kernel(self, base: str, kernel, shape: Callable[[int], tuple]):
-        """One kernel (a fixed size) or the mix over the searched sizes."""
+        """One kernel (a fixed size) or the searched sizes' mix: the largest
+        kernel times ``Σ_k m_k · centre_k``."""
         if not isinstance(kernel, _MixedKernel):
             return self._var(base, shape(kernel))
-        kernels = [
-            self._scoped(self.prefix, ("kernel", i))._var(f"{base}_k{k}", shape(k))
-            for i, k in enumerate(self.kernel_sizes)
-        ]
+        w = self._var(base, shape(self.k_max))
         if self._creating:
             return None
         probs = self.masks.weights[self.decisions["kernel"]]
-        total = 0.0
-        for i, (k, w) in enumerate(zip(self.kernel_sizes, kernels)):
-            pad = (self.k_max - k) // 2
-            total = total + probs[i] * tf.pad(
-                w, [[pad, pad], [pad, pad], [0, 0], [0, 0]]
-            )
-        return total
+        centres = _centre_masks(self.kernel_sizes, self.k_max)
+        if isinstance(probs, np.ndarray):  # a path decided on the host
+            mix = np.tensordot(probs.astype(np.float32), centres, 1)
+            if np.all(mix == 1.0):
+                return w
+            mix = tf.constant(mix)
+        else:
+            mix = tf.tensordot(tf.cast(probs, tf.float32), tf.constant(centres), 1)
+        return w * mix[:, :, None, None]
 
     def _value(self, x: _T) -> tf.Tensor:
         """``x`` with channels past its width zeroed (if still pending)."""
@@ -430,14 +498,13 @@ class _SupernetOps(ops.Primitives):
         """The gate mixes over SE choices: ``m_0 + Σ_r m_r · gate_r(x)``."""
         ratios = [r for r in self.se_ratios if r > 0]
         if self._creating:
+            users = (
+                "se_ratio",
+                tuple(i for i, r in enumerate(self.se_ratios) if r > 0),
+            )
             self.deferred.append(
                 lambda: [
-                    ops.se_gate(
-                        self._scoped(f"se{r}_", ("se_ratio", self.se_ratios.index(r))),
-                        x,
-                        channels,
-                        self._squeeze(r),
-                    )
+                    ops.se_gate(self._scoped(users), x, channels, self._squeeze(r))
                     for r in ratios
                 ]
             )
@@ -452,9 +519,8 @@ class _SupernetOps(ops.Primitives):
                 continue
 
             def se(ratio=ratio):
-                scoped = self._scoped(f"se{ratio}_")
                 squeeze = self._squeeze(ratio)
-                return ops.se_gate(scoped, _T(y, channels), channels, squeeze).value
+                return ops.se_gate(self, _T(y, channels), channels, squeeze).value
 
             gate = gate + _gated(probs[i], se, pooled, self.single_path)
         return _T(y * gate, x.width)
@@ -571,13 +637,14 @@ class _Candidate(keras.layers.Layer):
         expand_ratio: int,
         space: FactorizedSearchSpace,
         bn: dict,
+        shared: _SharedWeights,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.conv_op = conv_op
         self.op = ops.get_op(conv_op)
         self.args = _slot_args(slot, expand_ratio)
-        self.ops = _SupernetOps(self, slot, space, bn)
+        self.ops = _SupernetOps(self, slot, space, bn, shared, self.op.family)
         self.ops.create(
             lambda p: self.op.structure(p, _T(None, self.args.c_in), self.args)
         )
@@ -637,19 +704,25 @@ class SearchableLayer(keras.layers.Layer):
         super().__init__(name=f"block{slot.block}_slot{slot.slot}", **kw)
         self.slot_spec = slot
         self.skips = tuple(space.skips)
+        shared = _SharedWeights()
         self.candidates = [
-            _Candidate(slot, op.conv_op, op.expand_ratio, space, bn, name=op.label)
+            _Candidate(
+                slot, op.conv_op, op.expand_ratio, space, bn, shared, name=op.label
+            )
             for op in space.conv_ops
         ]
         self.can_be_same = _can_be_same(slot)
         self.in_width = _slot_args(slot).c_in
-        self.ops = _SupernetOps(self, slot, space, bn)
+        self.ops = _SupernetOps(self, slot, space, bn, shared, "skip")
         self.ops.create(
             lambda p: [
                 ops.shortcut(p, _T(None, self.in_width), kind, slot.stride)
                 for kind in self.skips
             ]
         )
+        shared.create(self)
+        for owner in [*(c.ops for c in self.candidates), self.ops]:
+            owner.attach()
         self.built = True
 
     @property
@@ -742,20 +815,17 @@ class _CopyOps(ops.ChannelWalker):
     def __init__(self, layer: LayerPlan, source: _SupernetOps, put, put_bn):
         super().__init__(layer.facts)
         self.name = layer.name
-        self.se_ratio = layer.block.se_ratio
         self.source = source
         self.put = put
         self.put_bn = put_bn
-        self.prefix = ""
 
     def _get(self, name: str):
-        return self.source.variables[self.prefix + name]
+        return self.source.variables[name]
 
     def _kernel(self, base: str, kernel: int) -> np.ndarray:
-        mixed = f"{self.prefix}{base}_k{kernel}"
-        if mixed in self.source.variables:
-            return keras.ops.convert_to_numpy(self.source.variables[mixed])
-        return keras.ops.convert_to_numpy(self._get(base))
+        """The centre ``kernel`` x ``kernel`` of the (shared) kernel."""
+        weight = keras.ops.convert_to_numpy(self._get(base))
+        return _part(weight, (kernel, kernel, *weight.shape[2:]))
 
     def conv_bn(self, x, part, width, kernel, stride, act=True):
         conv, bn, _ = conv_names(self.name, part)
@@ -771,9 +841,7 @@ class _CopyOps(ops.ChannelWalker):
 
     def squeeze_excite(self, x, channels):
         if self.layer.se_filters:
-            scoped = copy.copy(self)
-            scoped.prefix = f"se{self.se_ratio}_"
-            ops.squeeze_excite(scoped, x, channels, self.layer.se_filters)
+            ops.squeeze_excite(self, x, channels, self.layer.se_filters)
         return x
 
     def conv_bias(self, x, part, width):

@@ -172,3 +172,97 @@ def test_path_weights_widen_named_decisions(net):
         np.testing.assert_allclose(path[name], [0.2] * 5)
     kernels = [k for k in path if k.endswith("kernel")]
     assert all(path[k].tolist() == [1.0, 0.0] for k in kernels)
+
+
+def test_a_slots_depthwise_family_holds_one_tensor_per_part(net):
+    """TuNAS sharing: dsconv and MBConv at every expansion use one depthwise,
+    projection and SE tensor per slot, at the largest shape (5x5 kernel, six
+    times the widest input); the full conv keeps its own; batch norms stay
+    per candidate."""
+    for layer, slot in zip(net.searchable, net.slots):
+        family = [c for c in layer.candidates if c.conv_op != "conv"]
+        assert [c.name for c in family] == [
+            "dsconv",
+            "mbconv_e1",
+            "mbconv_e3",
+            "mbconv_e6",
+        ]
+        widest_in = max(slot.in_widths)
+        for part, shape in {
+            "dw": (5, 5, 6 * widest_in, 1),
+            "project": (1, 1, 6 * widest_in, max(slot.out_widths)),
+            "se_expand": (1, 1, int(widest_in * 0.25), 6 * widest_in),
+        }.items():
+            tensors = {id(c.ops.variables[part]) for c in family}
+            assert len(tensors) == 1, part
+            assert tuple(family[0].ops.variables[part].shape) == shape, part
+        expand = {id(c.ops.variables["expand"]) for c in family[2:]}
+        assert len(expand) == 1 and "expand" not in family[1].ops.variables
+        conv = layer.candidates[0].ops.variables
+        assert tuple(conv["conv"].shape)[:2] == (5, 5)
+        assert not {id(v) for v in conv.values()} & {
+            id(v) for c in family for v in c.ops.variables.values()
+        }
+        norms = [c.ops.variables["project_bn"] for c in family]
+        assert len({id(bn) for bn in norms}) == len(family)
+
+
+def _named_actions(net, **by_kind) -> list[int]:
+    """Every decision's first choice, but ``by_kind`` (kind -> choice label)."""
+    actions = []
+    for decision in net.decisions:
+        label = by_kind.get(decision.kind)
+        actions.append(0 if label is None else decision.choices.index(label))
+    return actions
+
+
+def test_a_step_on_one_path_trains_the_weights_a_sharing_path_copies(net):
+    """A gradient step on MBConv e6 with 5x5 kernels moves what the plain
+    MBConv e3 with 3x3 kernels is built from (the centre, first channels),
+    and leaves the full conv's own weights alone."""
+    rng = np.random.default_rng(5)
+    randomize_supernet(net, rng)
+    images = rng.uniform(-1, 1, (4, *SHAPE)).astype(np.float32)
+    labels = tf.constant([0, 1, 2, 3])
+    trained = _named_actions(net, conv_op="mbconv_e6", kernel="5")
+    sharing = _named_actions(net, conv_op="mbconv_e3", kernel="3")
+    separate = _named_actions(net, conv_op="conv", kernel="3")
+
+    def plain_weights(actions):
+        set_one_hot_theta(net, actions)
+        spec = net.derive()
+        plain = build_model(spec, SHAPE, 10, classifier_activation=None)
+        net.copy_weights_to(plain, spec)
+        return {
+            w.path: w.numpy()
+            for layer in plain.layers
+            if layer.name.startswith("block")
+            for w in layer.weights
+            if w.path.endswith("kernel")
+        }
+
+    before = {
+        name: plain_weights(a) for name, a in (("e3", sharing), ("conv", separate))
+    }
+    path = net.path_weights(trained)
+    variables = net.path_variables(path)
+    with tf.GradientTape() as tape:
+        logits = net.run_path(images, path, training=BATCH_STATS)
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        )
+    for variable, gradient in zip(variables, tape.gradient(loss, variables)):
+        variable.assign_sub(0.5 * gradient)
+    after = {
+        name: plain_weights(a) for name, a in (("e3", sharing), ("conv", separate))
+    }
+
+    moved = [
+        p for p in before["e3"] if not np.allclose(before["e3"][p], after["e3"][p])
+    ]
+    assert any(p.endswith("dwconv/kernel") for p in moved), moved
+    assert any("expand_conv" in p for p in moved), moved
+    assert any("project_conv" in p for p in moved), moved
+    for p, value in before["conv"].items():
+        if p.endswith("_conv/kernel") and "skip" not in p:
+            np.testing.assert_array_equal(after["conv"][p], value, err_msg=p)

@@ -80,6 +80,10 @@ def no_graph_rewrites() -> Iterator[None]:
         )
 
 
+class SharedWeightsError(ValueError):
+    """The shared weights cannot be restored."""
+
+
 class _DropRetracingWarnings:
     def filter(self, record) -> bool:
         return "triggered tf.function retracing" not in record.getMessage()
@@ -119,6 +123,11 @@ class SharedWeights:
         self.net = build_supernet(
             space, "block", self._images.shape[1:], data.num_classes
         )
+        # MnasNet's classifier initializer is set for 1,000 classes: with 10
+        # the first losses are 10-14 (benchmarks/shared_learning.py). Zeroed,
+        # as the standalone proxy does, every path starts at chance.
+        for variable in self.net.classifier.weights:
+            variable.assign(keras.ops.zeros_like(variable))
         self.decisions = self.net.decisions
         self.optimizer = LazyAdam(self.net.weight_variables)
         self._trained = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -140,9 +149,22 @@ class SharedWeights:
                 self.checkpoint, checkpoint_dir, max_to_keep=1
             )
             if self.manager.latest_checkpoint:
-                self.checkpoint.restore(
-                    self.manager.latest_checkpoint
-                ).assert_consumed()
+                self._restore(self.manager.latest_checkpoint)
+
+    def _restore(self, path: str) -> None:
+        """Restores ``path``, refusing one another supernet layout wrote (the
+        weight sharing of 2026-12-01 changed it) in one line."""
+        import tensorflow as tf
+
+        try:
+            self.checkpoint.restore(path).assert_consumed()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise SharedWeightsError(
+                f"the shared weights in {os.path.dirname(path)} do not fit this "
+                "supernet (written by another version of mnas?); start a new "
+                f"--work_dir ({type(error).__name__}: {first[:200]})"
+            ) from error
 
     # -- state ---------------------------------------------------------------------
     @property

@@ -37,6 +37,12 @@ def _values(variables):
 def test_a_weight_step_moves_only_the_sampled_paths_variables():
     weights = _weights()
     net = weights.net
+    # SharedWeights zeroes the classifier, which passes no gradient below it
+    # on the first step: give it weights so that the whole path gets one.
+    assert not any(np.any(v.numpy()) for v in net.classifier.weights)
+    rng = np.random.default_rng(0)
+    for variable in net.classifier.weights:
+        variable.assign(rng.normal(0, 0.1, variable.shape).astype(np.float32))
     # The first choice of every decision, but the op's third.
     actions = [0] * len(net.decisions)
     names = [d.name for d in net.decisions]
@@ -86,3 +92,20 @@ def test_a_step_replayed_from_the_checkpoint_is_the_step_taken(tmp_path):
     assert replayed.accuracy == taken.accuracy
     for mine, theirs in zip(restored.net.variables, original.net.variables):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_shared_weights_another_supernet_wrote_are_refused_in_one_line(tmp_path):
+    """A checkpoint of another layout (another space here; an older mnas's
+    supernet alike) is refused naming its folder, not half restored."""
+    from mnas.search.shared.weights import SharedWeights, SharedWeightsError
+    from mnas.testing.dnas import TINY_SPACE
+
+    _weights(str(tmp_path)).save(1)
+    with pytest.raises(SharedWeightsError) as caught:
+        SharedWeights(TINY_SPACE, _data(), CONFIG, 10, 0, str(tmp_path))
+    message = str(caught.value)
+    assert message.startswith(
+        f"the shared weights in {tmp_path} do not fit this supernet (written by "
+        "another version of mnas?); start a new --work_dir ("
+    ), message
+    assert "\n" not in message
