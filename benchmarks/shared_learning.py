@@ -8,9 +8,10 @@ held-out batch). Paths are drawn uniformly (seeded), or one path is kept
 (``fixed``), or two alternate (``two_paths``), or the first path is kept
 but the decisions of one kind are drawn anew (``vary_<kind>``, e.g.
 ``vary_filters``), or paths are drawn uniformly but the decisions of one kind
-are kept as in the first path (``keep_<kind>``, e.g. ``keep_conv_op``). Printed every ``--every`` steps: the mean training loss and
-held-out accuracy of those steps; at the end, five random paths scored on
-the whole held-out split.
+are kept as in the first path (``keep_<kind>``, e.g. ``keep_conv_op``).
+Printed every ``--every`` steps: the mean training loss and held-out accuracy
+of those steps; at the end, five random paths scored on the whole held-out
+split.
 
 Variants are joined with ``+``: ``zero_classifier`` (zero the classifier's
 kernel and bias first, as the standalone proxy does; ``SharedWeights`` does

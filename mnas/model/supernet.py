@@ -361,6 +361,8 @@ class _SupernetOps(ops.Primitives):
         self.decisions = slot.kind_decisions
         self.kernel_sizes = tuple(space.kernel_sizes)
         self.k_max = max(self.kernel_sizes)
+        # [sizes, k_max, k_max]: each size's centre square of the largest kernel
+        self.centres = _centre_masks(self.kernel_sizes, self.k_max)
         self.se_ratios = tuple(space.se_ratios)
         self.act = _ACTIVATIONS[space.activation]
         self.bn_config = bn
@@ -454,14 +456,13 @@ class _SupernetOps(ops.Primitives):
         if self._creating:
             return None
         probs = self.masks.weights[self.decisions["kernel"]]
-        centres = _centre_masks(self.kernel_sizes, self.k_max)
         if isinstance(probs, np.ndarray):  # a path decided on the host
-            mix = np.tensordot(probs.astype(np.float32), centres, 1)
+            mix = np.tensordot(probs.astype(np.float32), self.centres, 1)
             if np.all(mix == 1.0):
                 return w
             mix = tf.constant(mix)
         else:
-            mix = tf.tensordot(tf.cast(probs, tf.float32), tf.constant(centres), 1)
+            mix = tf.tensordot(tf.cast(probs, tf.float32), tf.constant(self.centres), 1)
         return w * mix[:, :, None, None]
 
     def _value(self, x: _T) -> tf.Tensor:

@@ -159,7 +159,8 @@ class SharedWeights:
         try:
             self.checkpoint.restore(path).assert_consumed()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            lines = str(error).strip().splitlines()
+            first = lines[0] if lines else ""
             raise SharedWeightsError(
                 f"the shared weights in {os.path.dirname(path)} do not fit this "
                 "supernet (written by another version of mnas?); start a new "
