@@ -20,6 +20,10 @@ resumes. ``--report`` only prints the table and draws the plot.
 
   nice -n 5 python benchmarks/search_vs_random.py --out runs/search_vs_random \\
       --seeds 0,1,2 --budget_s 240
+
+``--search_space`` is passed to the searches (e.g. ``mnasnet-mbconv``, whose
+architectures are slower: bracket them with ``--widths``, and give the
+lookup table built for that space).
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def _search_command(args, controller: str, seed: int) -> list[str]:
         f"--top_k={args.top_k}",
         f"--target_ms={args.target_ms}",
         f"--lut={args.lut}",
+        f"--search_space={args.search_space}",
         "--outputs_interval_s=60",
     ]
     if os.path.exists(os.path.join(work_dir, "config.json")):
@@ -300,6 +305,7 @@ def main(argv=None) -> int:
     parser.add_argument("--target_ms", type=float, default=7.0)
     parser.add_argument("--reference_ms", type=float, default=14.0)
     parser.add_argument("--lut", default="~/.cache/mnas/lut/host-mnasnet.lut.jsonl")
+    parser.add_argument("--search_space", default="mnasnet")
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--widths", default=",".join(str(w) for w in WIDTHS))
     parser.add_argument("--report", action="store_true")

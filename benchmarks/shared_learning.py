@@ -8,7 +8,10 @@ held-out batch). Paths are drawn uniformly (seeded), or one path is kept
 (``fixed``), or two alternate (``two_paths``), or the first path is kept
 but the decisions of one kind are drawn anew (``vary_<kind>``, e.g.
 ``vary_filters``), or paths are drawn uniformly but the decisions of one kind
-are kept as in the first path (``keep_<kind>``, e.g. ``keep_conv_op``).
+are kept as in the first path (``keep_<kind>``, e.g. ``keep_conv_op``), or
+paths are drawn uniformly but every decision of one kind takes one choice
+(``pin_<kind>=<choice>``, e.g. ``pin_skip=identity``). ``--search_space``
+picks the space (default ``mnasnet``).
 Printed every ``--every`` steps: the mean training loss and held-out accuracy
 of those steps; at the end, five random paths scored on the whole held-out
 split.
@@ -90,6 +93,8 @@ def run(variant: str, args) -> list[tuple]:
     varied = {p.removeprefix("vary_") for p in parts if p.startswith("vary_")}
     kept = {p.removeprefix("keep_") for p in parts if p.startswith("keep_")}
     parts -= {f"vary_{kind}" for kind in varied} | {f"keep_{kind}" for kind in kept}
+    pinned = dict(p.removeprefix("pin_").split("=", 1) for p in parts if "=" in p)
+    parts -= {f"pin_{kind}={label}" for kind, label in pinned.items()}
     unknown = parts - KNOWN
     if unknown:
         raise SystemExit(f"unknown variant part(s) {sorted(unknown)}; known {KNOWN}")
@@ -98,7 +103,7 @@ def run(variant: str, args) -> list[tuple]:
         resolution=args.resolution, learning_rate=args.learning_rate, **extra
     )
     weights = SharedWeights(
-        get_search_space("mnasnet"),
+        get_search_space(args.search_space),
         load_proxy_data(DataConfig()),
         config,
         args.steps,
@@ -111,8 +116,13 @@ def run(variant: str, args) -> list[tuple]:
         _per_variable_adam(weights.optimizer)
     rng = np.random.default_rng(args.seed)
 
+    def pin(decision, action: int) -> int:
+        if decision.kind not in pinned:
+            return action
+        return list(decision.choices).index(pinned[decision.kind])
+
     def draw():
-        return [int(rng.integers(d.num_choices)) for d in weights.decisions]
+        return [pin(d, int(rng.integers(d.num_choices))) for d in weights.decisions]
 
     fixed, second = draw(), draw()
 
@@ -156,6 +166,7 @@ def main(argv=None) -> int:
     parser.add_argument("--resolution", type=int, default=16)
     parser.add_argument("--learning_rate", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--search_space", default="mnasnet")
     args = parser.parse_args(argv)
     rows = []
     for variant in args.variants.split(","):

@@ -66,7 +66,7 @@ def test_layers_never_below_one():
 def test_sample_decode_encode_round_trip(seed):
     actions = SPACE.sample(seed)
     spec = SPACE.decode(actions)
-    assert SPACE.decode(SPACE.encode(spec)) == spec
+    assert SPACE.decode(SPACE.encode(spec)).blocks == spec.blocks
 
 
 def test_mobilenet_v2_lies_in_the_relu6_variant_and_round_trips():
@@ -137,7 +137,7 @@ def test_random_vectors_only_raise_action_error(actions):
         spec = SPACE.decode(actions)
     except ActionError:
         return
-    assert SPACE.decode(SPACE.encode(spec)) == spec
+    assert SPACE.decode(SPACE.encode(spec)).blocks == spec.blocks
 
 
 def test_sample_is_uniform_per_decision():
@@ -162,9 +162,30 @@ def test_identity_changes_with_the_declaration():
 
 def test_unknown_space():
     with pytest.raises(
-        ActionError, match="unknown search space 'nasnet'; known spaces: mnasnet"
+        ActionError,
+        match="unknown search space 'nasnet'; known spaces: mnasnet, mnasnet-mbconv$",
     ):
         get_search_space("nasnet")
+
+
+def test_the_mbconv_space_is_mobilenet_v2_layers_with_searched_shapes():
+    space = get_search_space("mnasnet-mbconv")
+    assert space.skeleton == SPACE.skeleton
+    kinds = {d.kind: d.choices for d in space.decisions()[:6]}
+    assert kinds["conv_op"] == ("mbconv_e6",)
+    assert kinds["skip"] == ("identity",)
+    assert kinds["kernel"] == ("3", "5")
+    assert space.identity().startswith("mnasnet-mbconv/v1/")
+    assert space.identity() != SPACE.identity()
+    for seed in range(20):
+        spec = space.decode(space.sample(seed))
+        assert {(b.conv_op, b.expand_ratio, b.skip) for b in spec.blocks} == {
+            ("mbconv", 6, "identity")
+        }
+        assert space.decode(space.encode(spec)) == spec
+    # Its architectures are also MnasNet-space architectures (a subspace).
+    spec = space.decode(space.sample(3))
+    assert SPACE.decode(SPACE.encode(spec)).blocks == spec.blocks
 
 
 # -- per-layer sharing (FBNet) ------------------------------------------------
