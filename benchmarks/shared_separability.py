@@ -71,7 +71,8 @@ def probe_layers(args) -> None:
         weights.step(step, path, score=False)
     images, labels = weights.held_out_batch(0)
     probe_rng = np.random.default_rng(7)
-    print(f"pixels {separability(images, labels):.2f}")
+    pixels = images.reshape(len(images), -1)  # not pooled: the raw input
+    print(f"pixels {separability(pixels, labels):.2f}")
     for _ in range(5):
         actions = [int(probe_rng.integers(d.num_choices)) for d in weights.decisions]
         masks = _Masks(net.path_weights(actions))
