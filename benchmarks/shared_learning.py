@@ -119,7 +119,12 @@ def run(variant: str, args) -> list[tuple]:
     def pin(decision, action: int) -> int:
         if decision.kind not in pinned:
             return action
-        return list(decision.choices).index(pinned[decision.kind])
+        if pinned[decision.kind] not in decision.choices:
+            raise SystemExit(
+                f"pin_{decision.kind}={pinned[decision.kind]}: not a choice of "
+                f"{decision.name} {decision.choices}"
+            )
+        return decision.choices.index(pinned[decision.kind])
 
     def draw():
         return [pin(d, int(rng.integers(d.num_choices))) for d in weights.decisions]
