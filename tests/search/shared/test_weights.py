@@ -109,3 +109,42 @@ def test_shared_weights_another_supernet_wrote_are_refused_in_one_line(tmp_path)
         "another version of mnas?); start a new --work_dir ("
     ), message
     assert "\n" not in message
+
+
+def test_residual_branches_start_as_their_shortcut_where_it_always_applies():
+    import dataclasses
+
+    from mnas.model.supernet import build_supernet
+    from mnas.search.shared.weights import zero_init_residuals
+    from mnas.search_space.space import DEFAULT_CONV_OPS
+
+    mbconv = tuple(op for op in DEFAULT_CONV_OPS if op.conv_op == "mbconv")
+    space = dataclasses.replace(MICRO_SPACE, skips=("identity",), conv_ops=mbconv)
+    net = build_supernet(space, "block", (16, 16, 3), 10)
+    zeroed = zero_init_residuals(net)
+    # The block's first layer changes width (no shortcut): left as built.
+    assert zeroed and all(not name.startswith("block0_slot0/") for name in zeroed)
+    for slot, layer in zip(net.slots, net.searchable):
+        for candidate in layer.candidates:
+            gamma = candidate.ops.variables["project_bn"].gamma.numpy()
+            if slot.slot == 0:
+                assert np.all(gamma == 1.0)
+            else:
+                assert np.all(gamma == 0.0), f"{layer.name}/{candidate.name}"
+                assert f"{layer.name}/{candidate.name}" in zeroed
+    # Zeroed, a later layer computes its input exactly: it starts as identity.
+    actions = [0] * len(net.decisions)
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 16)).astype(np.float32)
+    layer = net.searchable[1]
+    from mnas.model.supernet import _Masks
+
+    y = layer.call(x, _Masks(net.path_weights(actions)), "batch_stats", True)
+    np.testing.assert_allclose(np.asarray(y), x, atol=1e-6)
+
+
+def test_no_residual_is_zeroed_where_a_path_may_drop_the_shortcut():
+    from mnas.model.supernet import build_supernet
+    from mnas.search.shared.weights import zero_init_residuals
+
+    net = build_supernet(MICRO_SPACE, "block", (16, 16, 3), 10)
+    assert zero_init_residuals(net) == []
