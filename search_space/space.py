@@ -500,22 +500,26 @@ MNASNET_SPACE = FactorizedSearchSpace(
     skeleton=tuple(SkeletonBlock(*row) for row in MOBILENET_V2_SKELETON),
 )
 
-#: MnasNet's skeleton and per-block factorization with one op, the inverted
-#: bottleneck of expansion 6 with the identity residual wherever shapes allow
-#: (MobileNetV2's layer): kernel size, squeeze-excite, width and depth are
-#: searched per block. Made for weight-sharing evaluation (``--evaluation=
-#: shared``, TuNAS): every choice here is nested in a larger one (a kernel's
-#: centre, a width's first channels, a dropped layer is its shortcut), so one
-#: supernet's uniformly sampled paths learn from each other's steps. On the
-#: MnasNet space they stay at chance, because paths also differ in conv type
-#: and in whether a layer has a shortcut; with expansions 3 and 6 both offered
-#: they learned too slowly for the budget (docs/shared_evaluation.md, "Why
-#: uniform paths do not learn").
+#: MnasNet's skeleton and per-block factorization over one op family, the
+#: inverted bottleneck of expansion 3 or 6 with the identity residual wherever
+#: shapes allow (ProxylessNAS's expansions on MobileNetV2's layer): expansion,
+#: kernel size, squeeze-excite, width and depth are searched per block. Made
+#: for weight-sharing evaluation (``--evaluation=shared``, TuNAS): every choice
+#: here is nested in a larger one (expansion 3 the first channels of 6, a
+#: kernel the centre of the 5x5, a width the first channels of the widest, a
+#: dropped layer its shortcut), so one supernet's uniformly sampled paths learn
+#: from each other's steps. On the MnasNet space they stay at chance, because
+#: paths also differ in conv type and in whether a layer has a shortcut;
+#: expansion 1 (no expansion conv, so nothing it computes is nested in 3 or 6)
+#: stalled them too. Version 1 offered expansion 6 alone. See
+#: docs/shared_evaluation.md, "Why uniform paths do not learn".
 MNASNET_MBCONV_SPACE = FactorizedSearchSpace(
     name="mnasnet-mbconv",
-    version=1,
+    version=2,
     skeleton=MNASNET_SPACE.skeleton,
-    conv_ops=tuple(op for op in DEFAULT_CONV_OPS if op.label == "mbconv_e6"),
+    conv_ops=tuple(
+        op for op in DEFAULT_CONV_OPS if op.label in ("mbconv_e3", "mbconv_e6")
+    ),
     skips=("identity",),
 )
 

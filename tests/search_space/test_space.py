@@ -172,17 +172,19 @@ def test_the_mbconv_space_is_mobilenet_v2_layers_with_searched_shapes():
     space = get_search_space("mnasnet-mbconv")
     assert space.skeleton == SPACE.skeleton
     kinds = {d.kind: d.choices for d in space.decisions()[:6]}
-    assert kinds["conv_op"] == ("mbconv_e6",)
+    assert kinds["conv_op"] == ("mbconv_e3", "mbconv_e6")
     assert kinds["skip"] == ("identity",)
     assert kinds["kernel"] == ("3", "5")
-    assert space.identity().startswith("mnasnet-mbconv/v1/")
+    assert space.identity().startswith("mnasnet-mbconv/v2/")
     assert space.identity() != SPACE.identity()
+    seen = set()
     for seed in range(20):
         spec = space.decode(space.sample(seed))
-        assert {(b.conv_op, b.expand_ratio, b.skip) for b in spec.blocks} == {
-            ("mbconv", 6, "identity")
-        }
+        ops = {(b.conv_op, b.expand_ratio, b.skip) for b in spec.blocks}
+        assert ops <= {("mbconv", 3, "identity"), ("mbconv", 6, "identity")}
+        seen |= ops
         assert space.decode(space.encode(spec)) == spec
+    assert len(seen) == 2
     # Its architectures are also MnasNet-space architectures (a subspace).
     spec = space.decode(space.sample(3))
     assert SPACE.decode(SPACE.encode(spec)).blocks == spec.blocks
