@@ -2,14 +2,17 @@
 from its journal: architectures sampled, the first one's cost (the tracing),
 per-step medians and means of the recorded timings (wall seconds; ``cpu_s``
 is the search process's CPU seconds), the shared accuracy early and late, the
-mean reward of the controller's first and last quarter of samples, and the
-verification trials.
+mean reward of the controller's first and last quarter of samples, the
+verification trials, and a table per ``--every`` architectures (mean shared
+accuracy and reward, median predicted latency, distinct architectures) as
+docs/shared_evaluation.md shows it.
 
-  python benchmarks/shared_journal_stats.py runs/shared/trials.jsonl
+  python benchmarks/shared_journal_stats.py runs/shared/trials.jsonl --every 100
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -17,9 +20,35 @@ import sys
 KEYS = ("train_s", "apply_s", "eval_s", "latency_s", "batch_s", "sample_s")
 
 
-def main(path: str) -> None:
-    with open(path) as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
+def per_window(shared: list[dict], every: int) -> list[str]:
+    """Markdown rows: trials, phases, mean shared accuracy and reward, median
+    predicted ms and distinct architectures of each ``every`` architectures."""
+    rows = [
+        "| trials | phase | mean shared accuracy | mean reward | median predicted ms "
+        "| distinct architectures |",
+        "|---|---|---|---|---|---|",
+    ]
+    for start in range(0, len(shared), every):
+        window = shared[start : start + every]
+        phases = " / ".join(dict.fromkeys(r["phase"] for r in window))
+        distinct = len({tuple(r["block_strings"]) for r in window})
+        rows.append(
+            f"| {window[0]['trial_id']}–{window[-1]['trial_id']} | {phases} "
+            f"| {statistics.fmean(r['accuracy'] for r in window):.3f} "
+            f"| {statistics.fmean(r['reward'] for r in window):.3f} "
+            f"| {statistics.median(r['predicted_ms'] for r in window):.2f} "
+            f"| {distinct} |"
+        )
+    return rows
+
+
+def main(path: str, every: int = 100) -> int:
+    try:
+        with open(path) as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+    except (OSError, ValueError) as error:
+        print(f"shared_journal_stats: cannot read {path}: {error}", file=sys.stderr)
+        return 1
     latest = {}
     for record in records:
         latest[record["trial_id"]] = record
@@ -29,6 +58,8 @@ def main(path: str) -> None:
         if r.get("phase") in ("warmup", "search") and r["status"] == "COMPLETED"
     ]
     print(f"architectures: {len(shared)}")
+    if not shared:
+        return 0
     first = shared[0]["timings"]
     print("first:", {k: round(first.get(k, 0.0), 2) for k in (*KEYS, "cpu_s")})
     rest = shared[1:]
@@ -74,7 +105,16 @@ def main(path: str) -> None:
                 f"{r.get('measured_ms')} ms, predicted {r.get('predicted_ms')} "
                 f"ms, shared acc {r.get('shared_accuracy')}"
             )
+    print()
+    print("\n".join(per_window(shared, every)))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("journal", help="the run's trials.jsonl")
+    parser.add_argument("--every", type=int, default=100)
+    args = parser.parse_args()
+    if args.every < 1:
+        parser.error("--every must be at least 1")
+    sys.exit(main(args.journal, args.every))
