@@ -42,12 +42,14 @@ from mnas.latency import LatencyConfig
 CONTROLLERS = ("reinforce", "ppo", "random")
 EVALUATIONS = ("standalone", "shared")  # as mnas.search.config (imported lazily)
 #: --evaluation=shared's defaults where the flags are not given: TuNAS's
-#: reward, table latency with the top-k measured, 1,000 architectures
-#: (docs/shared_evaluation.md).
+#: reward, table latency with the top-k measured, 1,000 architectures, and
+#: the space whose uniformly sampled paths learn from each other's weight
+#: steps (on the MnasNet space they stay at chance; docs/shared_evaluation.md).
 SHARED_DEFAULTS = {
     "reward": "absolute",
     "latency": "verified",
     "num_trials": 1000,
+    "search_space": "mnasnet-mbconv",
 }
 EXECUTORS = ("local", "ray")  # as mnas.search.config (imported lazily)
 MAX_TRIALS = 1_000_000
@@ -195,7 +197,7 @@ def define_shared_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "the proxy trainer, as MnasNet) or shared (scored with the weights of "
         "one supernet trained along the search, as TuNAS; the top-k are then "
         "trained standalone and measured). shared defaults to --reward=absolute "
-        "--latency=verified --num_trials=1000.",
+        "--latency=verified --num_trials=1000 --search_space=mnasnet-mbconv.",
         flag_values=flag_values,
     )
     flags.DEFINE_float(
@@ -407,7 +409,7 @@ def search_config_from_flags(
         work_dir=work_dir,
         num_trials=num_trials,
         num_workers=flag_values.num_workers,
-        space=flag_values.search_space,
+        space=shared_default(flag_values, "search_space"),
         controller_kind=flag_values.controller,
         controller=controller,
         reward=reward,

@@ -25,6 +25,7 @@ from mnas.flags.search import (
     define_search_flags,
     max_concurrent_trials,
     search_config_from_flags,
+    shared_default,
 )
 from mnas.latency import describe_calibration, load_predictor
 from mnas.search_space import get_search_space
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> int:
     from mnas.search import check_search_work_dir
 
     latency = latency_config_from_flags(FLAGS)
-    lut_path = lut_path_from_flags(FLAGS, FLAGS.search_space)
+    lut_path = lut_path_from_flags(FLAGS, shared_default(FLAGS, "search_space"))
     config = search_config_from_flags(FLAGS, latency, lut_path)
     check_work_dir(config.work_dir)
     check_search_work_dir(config, FLAGS.resume)  # before TensorFlow loads
@@ -53,6 +54,7 @@ def main(argv: list[str]) -> int:
         make_executor,
         make_latency_backend,
         open_shared_predictor,
+        shared_space_note,
     )
 
     predictor = fill = None
@@ -86,10 +88,14 @@ def main(argv: list[str]) -> int:
         budget = config.time_budget_s
         print(
             f"mnas-search --evaluation=shared: {config.num_trials} architectures"
+            f" of the {space.name} space"
             + (f" (at most {budget:g} s)" if budget else "")
             + f", then the best {config.top_k} trained standalone",
             flush=True,
         )
+        note = shared_space_note(space)
+        if note:
+            print(note, flush=True)
     print(
         f"mnas-search: {config.num_trials} trials, dataset {config.data.dataset} "
         f"({data.num_train} train / {data.num_validation} held-out, {data.num_classes} "

@@ -31,6 +31,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "EVALUATIONS": ".config",
         "SharedConfig": ".shared.config",
         "open_shared_predictor": ".shared.latency",
+        "shared_space_note": ".shared.weights",
         "MixedPlatformError": ".scoring",
         "make_executor": ".workers.executors",
         "make_latency_backend": ".workers.executors",

@@ -165,6 +165,13 @@ def test_bad_target_ratio(parse, args, message):
     assert str(info.value) == message
 
 
+def test_the_shared_default_space_is_not_the_standalone_default(parse):
+    config = search_config_from_flags(
+        parse(define_search_flags, "--work_dir=w"), LatencyConfig(), "/t.jsonl"
+    )
+    assert config.space == "mnasnet"  # the paper's, for standalone evaluation
+
+
 def test_shared_evaluation_has_its_own_defaults_that_flags_override(parse):
     from mnas.search import SharedConfig
 
@@ -179,6 +186,7 @@ def test_shared_evaluation_has_its_own_defaults_that_flags_override(parse):
         "verified",
     )
     assert (config.num_trials, config.time_budget_s) == (1000, None)
+    assert config.space == "mnasnet-mbconv"  # where shared weights learn
     assert config.shared == SharedConfig()
     config = search_config_from_flags(
         parse(
@@ -192,10 +200,12 @@ def test_shared_evaluation_has_its_own_defaults_that_flags_override(parse):
             "--shared_batch_size=16",
             "--shared_resolution=0",
             "--rl_delay=0.5",
+            "--search_space=mnasnet",
         ),
         LatencyConfig(),
         "/t.jsonl",
     )
+    assert config.space == "mnasnet"
     assert (config.reward.kind, config.latency_mode, config.num_trials) == (
         "soft",
         "predicted",

@@ -321,6 +321,23 @@ class SharedWeights:
         return hits / max(1, n)
 
 
+def shared_space_note(space) -> str | None:
+    """One line for a search whose space keeps paths from learning from each
+    other's weight steps (measured on the MnasNet space, where the shared
+    accuracies of uniform paths stay at chance: docs/shared_evaluation.md),
+    None for a space where they learn (one op family, shortcuts that cannot
+    be dropped)."""
+    families = {op.conv_op for op in space.conv_ops}
+    if "none" not in space.skips and families <= {"mbconv"}:
+        return None
+    return (
+        f"note: in the {space.name} space paths differ in conv type or in "
+        "whether a layer has a shortcut, and the shared weights of uniformly "
+        "sampled paths stay near chance (docs/shared_evaluation.md); "
+        "--search_space=mnasnet-mbconv is the space where they learn"
+    )
+
+
 def zero_init_residuals(net) -> list[str]:
     """Zeroes the last batch norm's γ of every candidate in the slots whose
     shortcut always applies (a block's later layers, in a space without the

@@ -148,3 +148,16 @@ def test_no_residual_is_zeroed_where_a_path_may_drop_the_shortcut():
 
     net = build_supernet(MICRO_SPACE, "block", (16, 16, 3), 10)
     assert zero_init_residuals(net) == []
+
+
+def test_a_space_where_paths_do_not_learn_together_gets_a_one_line_note():
+    from mnas.search.shared.weights import shared_space_note
+    from mnas.search_space import get_search_space
+
+    assert shared_space_note(get_search_space("mnasnet-mbconv")) is None
+    assert shared_space_note(get_search_space("mnasnet")) == (
+        "note: in the mnasnet space paths differ in conv type or in whether a "
+        "layer has a shortcut, and the shared weights of uniformly sampled paths "
+        "stay near chance (docs/shared_evaluation.md); "
+        "--search_space=mnasnet-mbconv is the space where they learn"
+    )
