@@ -18,6 +18,15 @@ Every finished unit (a search, a preset) is one line of ``results.jsonl`` in
 ``--out``; a rerun skips the units it finds there, so an interrupted run
 resumes. ``--report`` only prints the table and draws the plot.
 
+The searches' finalists are timed while the other search of their seed may
+still run, the presets later and alone, so their latencies are not taken
+under the same conditions. ``--retime_rounds N`` (default 5; 0 skips it)
+therefore times every finalist's and preset's ``.tflite`` again, all in
+the same interleaved rounds (``measure_interleaved``: round-robin, the
+median of each file's round medians), once everything has run; the figures
+go to ``retimed.json`` and the table and plot use them (the header says
+which latencies it shows).
+
   nice -n 5 python benchmarks/search_vs_random.py --out runs/search_vs_random \\
       --seeds 0,1,2 --budget_s 240
 
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -132,6 +142,14 @@ def run_searches(args, seed: int, controllers) -> list[dict]:
     return entries
 
 
+def _verified(work_dir: str) -> list:
+    """The search's completed verify trials, in journal order."""
+    from mnas.search.trial import Journal
+
+    latest = Journal.open(os.path.join(work_dir, "trials.jsonl")).latest().values()
+    return [r for r in latest if r.phase == "verify" and r.status == "COMPLETED"]
+
+
 def _summary(args, controller, seed, command, started) -> dict:
     from mnas.search.trial import Journal
 
@@ -147,9 +165,9 @@ def _summary(args, controller, seed, command, started) -> dict:
             "shared_accuracy": r.shared_accuracy,
             "predicted_ms": r.predicted_ms,
             "blocks": list(r.block_strings),
+            "tflite_path": r.tflite_path,
         }
-        for r in latest
-        if r.phase == "verify" and r.status == "COMPLETED"
+        for r in _verified(work_dir)
     ]
     cpu = [r.timings.get("cpu_s") for r in shared if r.timings.get("cpu_s")]
     return {
@@ -204,13 +222,77 @@ def run_preset(args, name: str, width: float) -> dict:
     }
 
 
+def finalist_files(args, units: dict[str, dict]) -> dict[tuple[str, int], str]:
+    """(unit, finalist index) -> its ``.tflite``: a search's verify trials in
+    journal order (the order of its finalists), a preset's exported file."""
+    files = {}
+    for unit, entry in units.items():
+        if entry["group"] == "presets":
+            files[(unit, 0)] = os.path.join(args.out, "presets", f"{unit}.tflite")
+        else:
+            for index, record in enumerate(_verified(os.path.join(args.out, unit))):
+                files[(unit, index)] = record.tflite_path
+    return files
+
+
+def retime(args, units: dict[str, dict]) -> dict[str, list[float]]:
+    """Every finalist and preset timed again in the same interleaved rounds:
+    {unit: [ms per finalist]}."""
+    from mnas.latency.backend import make_backend
+    from mnas.latency.lut.calibration import measure_interleaved
+
+    files = finalist_files(args, units)
+    missing = [path for path in files.values() if not path or not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"cannot retime, missing: {', '.join(map(str, missing))}"
+        )
+    keys = sorted(files)
+    print(
+        f"retiming {len(keys)} files in {args.retime_rounds} interleaved rounds",
+        flush=True,
+    )
+    medians = measure_interleaved(
+        [files[key] for key in keys], make_backend("host"), rounds=args.retime_rounds
+    )
+    retimed: dict[str, list[float]] = {}
+    for (unit, index), ms in zip(keys, medians):
+        retimed.setdefault(unit, [])
+        retimed[unit].extend([math.nan] * (index + 1 - len(retimed[unit])))
+        retimed[unit][index] = ms
+    return retimed
+
+
+def with_retimed(units: dict[str, dict], retimed: dict[str, list[float]]) -> dict:
+    """``units`` with each finalist's ``measured_ms`` replaced by its retimed
+    figure (the search's own kept as ``search_measured_ms``)."""
+    result = {}
+    for unit, entry in units.items():
+        figures = retimed.get(unit)
+        if figures is None or len(figures) != len(entry["finalists"]):
+            raise ValueError(
+                f"retimed.json does not cover {unit}; rerun with --retime_rounds"
+            )
+        finalists = [
+            {**f, "search_measured_ms": f.get("measured_ms"), "measured_ms": ms}
+            for f, ms in zip(entry["finalists"], figures)
+        ]
+        result[unit] = {**entry, "finalists": finalists}
+    return result
+
+
 def report(args, units: dict[str, dict]) -> None:
     groups: dict[str, list[dict]] = {}
     for entry in units.values():
         groups.setdefault(entry["group"], []).append(entry)
     print(
         f"\ntarget {args.target_ms:g} ms; hypervolume reference "
-        f"({args.reference_ms:g} ms, accuracy 0), in ms x accuracy\n"
+        f"({args.reference_ms:g} ms, accuracy 0), in ms x accuracy; latencies: "
+        + (
+            "all files retimed in the same interleaved rounds (retimed.json)\n"
+            if getattr(args, "retimed", False)
+            else "as each unit measured its own\n"
+        )
     )
     print(
         "| run | archs sampled | early / late mean shared reward | finalists "
@@ -310,6 +392,13 @@ def main(argv=None) -> int:
     parser.add_argument("--widths", default=",".join(str(w) for w in WIDTHS))
     parser.add_argument("--report", action="store_true")
     parser.add_argument(
+        "--retime_rounds",
+        type=int,
+        default=5,
+        help="time every finalist and preset again in N interleaved rounds at "
+        "the end (0: keep each unit's own measurement)",
+    )
+    parser.add_argument(
         "--only",
         choices=("searches", "presets"),
         default=None,
@@ -336,7 +425,21 @@ def main(argv=None) -> int:
                     entry["load"] = os.getloadavg()
                     _append(results, entry)
                     print(json.dumps(entry)[:400], flush=True)
-    report(args, _done(results))
+    units = _done(results)
+    retimed_path = os.path.join(args.out, "retimed.json")
+    if not args.report and args.retime_rounds > 0 and args.only is None:
+        figures = retime(args, units)
+        with open(retimed_path, "w") as handle:
+            json.dump(
+                {"rounds": args.retime_rounds, "load": os.getloadavg(), "ms": figures},
+                handle,
+                indent=1,
+            )
+    args.retimed = os.path.exists(retimed_path) and args.retime_rounds > 0
+    if args.retimed:
+        with open(retimed_path) as handle:
+            units = with_retimed(units, json.load(handle)["ms"])
+    report(args, units)
     print(f"load average now: {os.getloadavg()}")
     return 0
 

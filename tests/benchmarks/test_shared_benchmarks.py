@@ -85,3 +85,48 @@ def test_journal_stats_refuses_a_missing_journal_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("shared_journal_stats: cannot read ")
     assert len(err.strip().splitlines()) == 1
+
+
+def _search_vs_random():
+    name = "search_vs_random"
+    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_retimed_latencies_replace_each_units_own_and_keep_them():
+    module = _search_vs_random()
+    units = {
+        "reinforce-seed0": {
+            "group": "reinforce",
+            "finalists": [
+                {"accuracy": 0.9, "measured_ms": 6.0},
+                {"accuracy": 0.8, "measured_ms": 5.0},
+            ],
+        },
+        "mobilenet-v2-1": {
+            "group": "presets",
+            "finalists": [{"accuracy": 0.95, "measured_ms": 7.0}],
+        },
+    }
+    result = module.with_retimed(
+        units, {"reinforce-seed0": [5.5, 4.5], "mobilenet-v2-1": [7.5]}
+    )
+    assert [
+        (f["measured_ms"], f["search_measured_ms"])
+        for f in result["reinforce-seed0"]["finalists"]
+    ] == [(5.5, 6.0), (4.5, 5.0)]
+    assert result["mobilenet-v2-1"]["finalists"][0]["measured_ms"] == 7.5
+    assert units["mobilenet-v2-1"]["finalists"][0]["measured_ms"] == 7.0  # a copy
+    with pytest.raises(ValueError, match="does not cover mobilenet-v2-1"):
+        module.with_retimed(units, {"reinforce-seed0": [5.5, 4.5]})
+
+
+def test_hypervolume_counts_only_the_front_inside_the_reference():
+    module = _search_vs_random()
+    # (2 ms, 0.5) and (4 ms, 0.9) form the front; (5 ms, 0.6) is dominated,
+    # (12 ms, 1.0) lies beyond the 10 ms reference.
+    points = [(5.0, 0.6), (2.0, 0.5), (4.0, 0.9), (12.0, 1.0)]
+    assert module.pareto_front(points) == [(2.0, 0.5), (4.0, 0.9), (12.0, 1.0)]
+    assert module.hypervolume(points, 10.0) == pytest.approx(8 * 0.5 + 6 * 0.4)
