@@ -148,6 +148,10 @@ class FactorizedSearchSpace:
     version: int
     skeleton: tuple[SkeletonBlock, ...]
     conv_ops: tuple[ConvOpChoice, ...] = DEFAULT_CONV_OPS
+    #: The first block's op choices where they differ from ``conv_ops`` (empty:
+    #: the same). ProxylessNAS and TuNAS fix their first block to an
+    #: unexpanded MBConv; MobileNetV2 and MnasNet-A1 have one there too.
+    first_block_conv_ops: tuple[ConvOpChoice, ...] = ()
     kernel_sizes: tuple[int, ...] = (3, 5)
     se_ratios: tuple[float, ...] = (0.0, 0.25)
     skips: tuple[str, ...] = ("none", "identity", "pool")
@@ -161,6 +165,16 @@ class FactorizedSearchSpace:
     depth_divisor: int = 8
 
     # -- the one traversal ------------------------------------------------------
+    def block_conv_ops(self, block_index: int) -> tuple[ConvOpChoice, ...]:
+        """The conv ops block ``block_index`` chooses from."""
+        if block_index == 0 and self.first_block_conv_ops:
+            return self.first_block_conv_ops
+        return self.conv_ops
+
+    def all_conv_ops(self) -> tuple[ConvOpChoice, ...]:
+        """Every conv op some block chooses from, each once."""
+        return tuple(dict.fromkeys((*self.first_block_conv_ops, *self.conv_ops)))
+
     def block_choices(self, block_index: int) -> dict[str, tuple]:
         """The values of each decision kind of block ``block_index``, in
         ``DECISION_KINDS`` order (conv ops as ``ConvOpChoice``, filters rounded)."""
@@ -171,7 +185,7 @@ class FactorizedSearchSpace:
         )
         layers = tuple(max(1, skeleton.num_repeat + o) for o in self.layer_offsets)
         return {
-            "conv_op": self.conv_ops,
+            "conv_op": self.block_conv_ops(block_index),
             "kernel": self.kernel_sizes,
             "se_ratio": self.se_ratios,
             "skip": self.skips,
@@ -348,7 +362,10 @@ class FactorizedSearchSpace:
     def identity(self) -> str:
         """Name, version and a hash of the full declaration: a table or journal
         built for one space is refused by another."""
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        declaration = dataclasses.asdict(self)
+        if not self.first_block_conv_ops:  # identities from before the field
+            del declaration["first_block_conv_ops"]
+        payload = json.dumps(declaration, sort_keys=True, default=str)
         digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
         return f"{self.name}/v{self.version}/{digest}"
 
@@ -511,14 +528,21 @@ MNASNET_SPACE = FactorizedSearchSpace(
 #: from each other's steps. On the MnasNet space they stay at chance, because
 #: paths also differ in conv type and in whether a layer has a shortcut;
 #: expansion 1 (no expansion conv, so nothing it computes is nested in 3 or 6)
-#: stalled them too. Version 1 offered expansion 6 alone. See
-#: docs/shared_evaluation.md, "Why uniform paths do not learn".
+#: stalled them too as a choice. The first block is MBConv e1 alone, as in
+#: MobileNetV2, MnasNet-A1 and ProxylessNAS (its kernel, SE, width and depth
+#: still searched): at 112 px an expansion there costs more than it does
+#: anywhere else. Version 1 offered expansion 6 alone, version 2 expansions 3
+#: and 6 in every block. See docs/shared_evaluation.md, "Why uniform paths do
+#: not learn".
 MNASNET_MBCONV_SPACE = FactorizedSearchSpace(
     name="mnasnet-mbconv",
-    version=2,
+    version=3,
     skeleton=MNASNET_SPACE.skeleton,
     conv_ops=tuple(
         op for op in DEFAULT_CONV_OPS if op.label in ("mbconv_e3", "mbconv_e6")
+    ),
+    first_block_conv_ops=tuple(
+        op for op in DEFAULT_CONV_OPS if op.label == "mbconv_e1"
     ),
     skips=("identity",),
 )

@@ -69,7 +69,7 @@ class ExpectedLatency:
         space = self.space
         keys = [stem_key(space.stem_filters, space.resolution, space.activation)]
         for slot in self._slots:
-            for *_, block in slot_block_args(space):
+            for *_, block in slot_block_args(space, slot.block):
                 for c_in, c_out in slot.width_pairs:
                     keys.append(slot_key(space, slot, block, c_in, c_out))
         keys.extend(self._head_keys())
@@ -91,12 +91,7 @@ class ExpectedLatency:
         import tensorflow as tf
 
         space, ms = self.space, self.predictor.table.ms
-        counts = (
-            len(space.conv_ops),
-            len(space.kernel_sizes),
-            len(space.se_ratios),
-            len(space.skips),
-        )
+        counts = (len(space.kernel_sizes), len(space.se_ratios), len(space.skips))
         self._constant_ms = ms(
             stem_key(space.stem_filters, space.resolution, space.activation)
         ) + ms(self._classifier_key(num_classes))
@@ -105,18 +100,19 @@ class ExpectedLatency:
             # Slot 0 of a block: an axis per input and per output width; later
             # slots: the block's own width feeds them (in == out), one axis.
             out = slot.out_widths
+            ops = len(space.block_conv_ops(slot.block))
             if slot.in_decision == slot.out_decision:
                 cells = [((j,), (c, c)) for j, c in enumerate(out)]
-                shape = (*counts, len(out))
+                shape = (ops, *counts, len(out))
             else:
                 cells = [
                     ((i, j), (a, b))
                     for i, a in enumerate(slot.in_widths)
                     for j, b in enumerate(out)
                 ]
-                shape = (*counts, len(slot.in_widths), len(out))
+                shape = (ops, *counts, len(slot.in_widths), len(out))
             values = np.zeros(shape, np.float32)
-            for o, k, s, p, block in slot_block_args(space):
+            for o, k, s, p, block in slot_block_args(space, slot.block):
                 for index, (c_in, c_out) in cells:
                     values[(o, k, s, p, *index)] = ms(
                         slot_key(space, slot, block, c_in, c_out)

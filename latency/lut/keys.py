@@ -194,12 +194,13 @@ def keys_for_spec(
 
 
 def slot_block_args(
-    space: FactorizedSearchSpace,
+    space: FactorizedSearchSpace, block_index: int
 ) -> Iterator[tuple[int, int, int, int, BlockArgs]]:
-    """(op, kernel, se, skip) choice indices and the BlockArgs they give (shape
-    fields are placeholders: ``layer_key`` takes shapes separately)."""
+    """(op, kernel, se, skip) choice indices of block ``block_index`` and the
+    BlockArgs they give (shape fields are placeholders: ``layer_key`` takes
+    shapes separately)."""
     for (o, op), (k, kernel), (s, se), (p, skip) in itertools.product(
-        enumerate(space.conv_ops),
+        enumerate(space.block_conv_ops(block_index)),
         enumerate(space.kernel_sizes),
         enumerate(space.se_ratios),
         enumerate(space.skips),
@@ -227,7 +228,7 @@ def space_keys(
     }
     slots = space.slots()
     for slot in slots:
-        for *_, block in slot_block_args(space):
+        for *_, block in slot_block_args(space, slot.block):
             for c_in, c_out in slot.width_pairs:
                 keys.add(slot_key(space, slot, block, c_in, c_out))
     final_size = slots[-1].output_size

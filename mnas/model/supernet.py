@@ -710,7 +710,7 @@ class SearchableLayer(keras.layers.Layer):
             _Candidate(
                 slot, op.conv_op, op.expand_ratio, space, bn, shared, name=op.label
             )
-            for op in space.conv_ops
+            for op in space.block_conv_ops(slot.block)
         ]
         self.can_be_same = _can_be_same(slot)
         self.in_width = _slot_args(slot).c_in

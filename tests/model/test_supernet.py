@@ -266,3 +266,36 @@ def test_a_step_on_one_path_trains_the_weights_a_sharing_path_copies(net):
     for p, value in before["conv"].items():
         if p.endswith("_conv/kernel") and "skip" not in p:
             np.testing.assert_array_equal(after["conv"][p], value, err_msg=p)
+
+
+def test_a_first_block_with_its_own_ops_holds_only_those_and_computes_the_plain_network():
+    import dataclasses
+
+    from mnas.search_space.space import DEFAULT_CONV_OPS
+
+    e1, e3, e6 = DEFAULT_CONV_OPS[2:5]
+    space = dataclasses.replace(
+        TINY_SPACE, conv_ops=(e3, e6), first_block_conv_ops=(e1,), skips=("identity",)
+    )
+    net = build_supernet(space, "block", SHAPE, 10)
+    for slot, layer in zip(net.slots, net.searchable):
+        expected = ["mbconv_e1"] if slot.block == 0 else ["mbconv_e3", "mbconv_e6"]
+        assert [c.name for c in layer.candidates] == expected
+    rng = np.random.default_rng(4)
+    randomize_supernet(net, rng)
+    images = rng.uniform(-1, 1, (4, *SHAPE)).astype(np.float32)
+    decisions = space.decisions_for("block")
+    for _ in range(3):
+        actions = [int(rng.integers(d.num_choices)) for d in decisions]
+        set_one_hot_theta(net, actions)
+        spec = net.derive()
+        assert spec == space.decode(actions)
+        assert spec.blocks[0].expand_ratio == 1
+        plain = build_model(spec, SHAPE, 10, classifier_activation=None)
+        net.copy_weights_to(plain, spec)
+        np.testing.assert_allclose(
+            net(images, training=False).numpy(),
+            plain(images, training=False).numpy(),
+            rtol=1e-4,
+            atol=1e-4,
+        )

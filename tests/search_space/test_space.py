@@ -171,23 +171,45 @@ def test_unknown_space():
 def test_the_mbconv_space_is_mobilenet_v2_layers_with_searched_shapes():
     space = get_search_space("mnasnet-mbconv")
     assert space.skeleton == SPACE.skeleton
-    kinds = {d.kind: d.choices for d in space.decisions()[:6]}
-    assert kinds["conv_op"] == ("mbconv_e3", "mbconv_e6")
-    assert kinds["skip"] == ("identity",)
-    assert kinds["kernel"] == ("3", "5")
-    assert space.identity().startswith("mnasnet-mbconv/v2/")
+    first = {d.kind: d.choices for d in space.decisions()[:6]}
+    later = {d.kind: d.choices for d in space.decisions()[6:12]}
+    assert first["conv_op"] == ("mbconv_e1",)  # MobileNetV2's first block
+    assert later["conv_op"] == ("mbconv_e3", "mbconv_e6")
+    assert first["skip"] == later["skip"] == ("identity",)
+    assert first["kernel"] == ("3", "5")
+    assert space.identity().startswith("mnasnet-mbconv/v3/")
     assert space.identity() != SPACE.identity()
+    assert [op.label for op in space.all_conv_ops()] == [
+        "mbconv_e1",
+        "mbconv_e3",
+        "mbconv_e6",
+    ]
     seen = set()
     for seed in range(20):
         spec = space.decode(space.sample(seed))
-        ops = {(b.conv_op, b.expand_ratio, b.skip) for b in spec.blocks}
+        assert (spec.blocks[0].conv_op, spec.blocks[0].expand_ratio) == ("mbconv", 1)
+        ops = {(b.conv_op, b.expand_ratio, b.skip) for b in spec.blocks[1:]}
         assert ops <= {("mbconv", 3, "identity"), ("mbconv", 6, "identity")}
         seen |= ops
         assert space.decode(space.encode(spec)) == spec
     assert len(seen) == 2
+    # An architecture with another op in the first block is not in the space.
+    spec = space.decode(space.sample(0))
+    six = dataclasses.replace(spec.blocks[0], expand_ratio=6)
+    with pytest.raises(
+        NotInSpaceError, match=r"block 0 conv_op=\('mbconv', 6\) is not"
+    ):
+        space.encode(dataclasses.replace(spec, blocks=(six, *spec.blocks[1:])))
+
     # Its architectures are also MnasNet-space architectures (a subspace).
     spec = space.decode(space.sample(3))
     assert SPACE.decode(SPACE.encode(spec)).blocks == spec.blocks
+
+
+def test_a_space_without_a_first_block_override_keeps_its_identity():
+    # Journals and tables written before the field existed stay valid.
+    assert SPACE.first_block_conv_ops == ()
+    assert SPACE.identity() == "mnasnet/v1/9944ff1f5359"
 
 
 # -- per-layer sharing (FBNet) ------------------------------------------------

@@ -327,7 +327,7 @@ def shared_space_note(space) -> str | None:
     accuracies of uniform paths stay at chance: docs/shared_evaluation.md),
     None for a space where they learn (one op family, shortcuts that cannot
     be dropped)."""
-    families = {op.conv_op for op in space.conv_ops}
+    families = {op.conv_op for op in space.all_conv_ops()}
     if "none" not in space.skips and families <= {"mbconv"}:
         return None
     return (

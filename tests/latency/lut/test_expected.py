@@ -22,6 +22,7 @@ from mnas.latency.lut.table import (
     MissingEntryError,
 )
 from mnas.search_space import MNASNET_SPACE
+from mnas.search_space.space import DEFAULT_CONV_OPS
 from mnas.testing.latency_models import synthetic_table
 from mnas.testing.lut import FixedBackend, tiny_space
 
@@ -77,6 +78,16 @@ def _weighted_mean(space, sharing, probs, predictor):
     [
         ("block", {"filter_multipliers": (1.0, 1.5)}, 1024),
         ("layer", {"filter_multipliers": (1.0, 1.5), "se_ratios": (0.0,)}, 4096),
+        # The first block with ops of its own (mnasnet-mbconv's MBConv e1):
+        # its op axis is shorter than the other block's.
+        (
+            "block",
+            {
+                "filter_multipliers": (1.0, 1.5),
+                "first_block_conv_ops": DEFAULT_CONV_OPS[2:3],
+            },
+            512,
+        ),
     ],
 )
 def test_expectation_is_the_weighted_mean_over_all_archs(

@@ -16,7 +16,7 @@ from mnas.latency.lut.keys import (
     stem_key,
 )
 from mnas.model.plan import plan_layers
-from mnas.search_space import MNASNET_SPACE, BlockArgs, get_preset
+from mnas.search_space import MNASNET_SPACE, BlockArgs, get_preset, get_search_space
 from mnas.search_space.space import (
     DEFAULT_CONV_OPS,
     FactorizedSearchSpace,
@@ -192,16 +192,25 @@ def test_number_of_keys_of_the_mnasnet_space_is_pinned():
     assert kinds.count("head") == 3  # one per width of the last block
 
 
+@pytest.mark.parametrize("space_name", ["mnasnet", "mnasnet-mbconv"])
 @pytest.mark.parametrize("sharing", ["block", "layer"])
-def test_every_sampled_architecture_is_covered(sharing):
-    everything = set(space_keys(MNASNET_SPACE))
-    decisions = MNASNET_SPACE.decisions_for(sharing)
+def test_every_sampled_architecture_is_covered(sharing, space_name):
+    space = get_search_space(space_name)
+    everything = set(space_keys(space))
+    decisions = space.decisions_for(sharing)
     rng = np.random.default_rng(5)
     for _ in range(200 if sharing == "block" else 50):
         actions = [int(rng.integers(d.num_choices)) for d in decisions]
-        spec = MNASNET_SPACE.decode_for(sharing, actions)
+        spec = space.decode_for(sharing, actions)
         missing = [str(k) for k in keys_for_spec(spec) if k not in everything]
         assert missing == [], (actions, missing)
+
+
+def test_the_first_blocks_own_ops_are_the_only_ones_keyed_there():
+    space = get_search_space("mnasnet-mbconv")
+    first = {str(k) for k in space_keys(space) if "112x112x32->" in str(k)}
+    assert first and all(k.startswith("layer:mbconv_e1_") for k in first)
+    assert len(space_keys(space)) < len(space_keys(MNASNET_SPACE))
 
 
 def test_tiny_space_keys_are_counted_by_hand():
