@@ -85,3 +85,20 @@ def set_one_hot_theta(net, actions, scale: float = 50.0) -> None:
         values = np.zeros(theta.shape, np.float32)
         values[action] = scale
         theta.assign(values)
+
+
+def assert_supernet_computes_plain(net, spec, images, num_classes: int = 10) -> None:
+    """The supernet (θ set one-hot on ``spec``) and the plain build of ``spec``
+    with the supernet's weights copied give the same logits."""
+    import numpy as np
+
+    from mnas.model.builder import build_model
+
+    plain = build_model(spec, images.shape[1:], num_classes, classifier_activation=None)
+    net.copy_weights_to(plain, spec)
+    np.testing.assert_allclose(
+        net(images, training=False).numpy(),
+        plain(images, training=False).numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )

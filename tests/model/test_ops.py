@@ -236,7 +236,11 @@ def test_the_cost_of_one_fused_layer_by_hand(fused):
 @pytest.mark.parametrize("sharing", ["block", "layer"])
 def test_the_supernet_holds_it_and_one_hot_equals_the_plain_build(fused, sharing):
     from mnas.model.supernet import build_supernet
-    from mnas.testing.dnas import randomize_supernet, set_one_hot_theta
+    from mnas.testing.dnas import (
+        assert_supernet_computes_plain,
+        randomize_supernet,
+        set_one_hot_theta,
+    )
 
     space = _space()
     shape = (16, 16, 3)
@@ -250,14 +254,7 @@ def test_the_supernet_holds_it_and_one_hot_equals_the_plain_build(fused, sharing
     for actions, spec in _fused_specs(space, 3, sharing, seed=4):
         set_one_hot_theta(net, actions)
         assert net.derive() == spec
-        plain = build_model(spec, shape, 10, classifier_activation=None)
-        net.copy_weights_to(plain, spec)
-        np.testing.assert_allclose(
-            net(images, training=False).numpy(),
-            plain(images, training=False).numpy(),
-            rtol=1e-4,
-            atol=1e-4,
-        )
+        assert_supernet_computes_plain(net, spec, images)
 
 
 def test_its_table_entries_convert_like_the_keras_layer(fused):

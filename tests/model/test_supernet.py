@@ -6,6 +6,7 @@ from mnas.model.builder import build_model
 from mnas.model.supernet import BATCH_STATS, build_supernet
 from mnas.testing.dnas import (
     TINY_SPACE,
+    assert_supernet_computes_plain,
     randomize_supernet,
     set_one_hot_theta,
     tiny_latency,
@@ -291,11 +292,4 @@ def test_a_first_block_with_its_own_ops_holds_only_those_and_computes_the_plain_
         spec = net.derive()
         assert spec == space.decode(actions)
         assert spec.blocks[0].expand_ratio == 1
-        plain = build_model(spec, SHAPE, 10, classifier_activation=None)
-        net.copy_weights_to(plain, spec)
-        np.testing.assert_allclose(
-            net(images, training=False).numpy(),
-            plain(images, training=False).numpy(),
-            rtol=1e-4,
-            atol=1e-4,
-        )
+        assert_supernet_computes_plain(net, spec, images)
