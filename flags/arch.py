@@ -72,8 +72,9 @@ def define_search_space_flag(flag_values: flags.FlagValues = FLAGS) -> None:
         "search_space",
         "mnasnet",
         "Search space name (of the search, or of the lookup table): mnasnet "
-        "(the paper's) or mnasnet-mbconv (MBConv e3/e6 with identity shortcuts; "
-        "expansion, kernel, SE, width and depth searched: the space on which "
+        "(the paper's) or mnasnet-mbconv (MBConv with identity shortcuts, e1 in "
+        "the first block, e3/e6 after; expansion, kernel, SE, width and depth "
+        "searched: the space on which "
         "--evaluation=shared learns, docs/shared_evaluation.md).",
         flag_values=flag_values,
     )
