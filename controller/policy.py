@@ -39,7 +39,8 @@ class PolicySpec:
 
     Attributes:
       step_kinds: index into ``kind_sizes`` for each decision, in order.
-      kind_sizes: number of choices of each decision kind (one head each).
+      kind_sizes: number of choices of each head (one per decision kind and
+        number of choices).
       step_tables: index into ``table_sizes`` of the embedding table that
         embeds each decision's action (as the next step's input).
       table_sizes: rows of each action-embedding table.
@@ -67,23 +68,21 @@ class PolicySpec:
         tanh_constant: float | None = None,
         share_embeddings: bool = False,
     ) -> PolicySpec:
-        """Heads are shared per kind; embeddings per decision unless shared.
+        """Heads are shared per kind (per kind and number of choices, where
+        one kind's decisions differ in it, as a first block with ops of its
+        own); embeddings per decision unless shared.
 
         Per-decision embeddings tell the LSTM which block it is in, so shared
         heads can still make different choices per block.
         """
-        sizes: dict[str, int] = {}
-        for decision in decisions:
-            size = sizes.setdefault(decision.kind, decision.num_choices)
-            if size != decision.num_choices:
-                raise ValueError(
-                    f"decisions of kind {decision.kind!r} share one softmax head "
-                    f"but have {size} and {decision.num_choices} choices "
-                    f"(at {decision.name!r})"
-                )
-        kind_index = {kind: i for i, kind in enumerate(sizes)}
-        step_kinds = tuple(kind_index[d.kind] for d in decisions)
-        kind_sizes = tuple(sizes.values())
+        heads = {
+            key: i
+            for i, key in enumerate(
+                dict.fromkeys((d.kind, d.num_choices) for d in decisions)
+            )
+        }
+        step_kinds = tuple(heads[(d.kind, d.num_choices)] for d in decisions)
+        kind_sizes = tuple(size for _, size in heads)
         if share_embeddings:
             step_tables, table_sizes = step_kinds, kind_sizes
         else:

@@ -226,13 +226,17 @@ def test_tanh_constant_bounds_the_logits():
         assert math.exp(controller.log_prob([action])) >= low - 1e-6
 
 
-def test_heads_are_shared_per_kind_and_must_agree_in_size():
-    bad = (
-        Decision("block0/kernel", "kernel", ("3", "5")),
-        Decision("block1/kernel", "kernel", ("3", "5", "7")),
+def test_heads_are_shared_per_kind_and_number_of_choices():
+    mixed = (
+        Decision("block0/conv_op", "conv_op", ("mbconv_e1",)),
+        Decision("block1/conv_op", "conv_op", ("mbconv_e3", "mbconv_e6")),
+        Decision("block2/conv_op", "conv_op", ("mbconv_e3", "mbconv_e6")),
     )
-    with pytest.raises(ValueError, match="share one softmax head"):
-        LSTMController(bad, _config())
+    controller = LSTMController(mixed, _config())
+    assert [k.shape[1] for k in controller._policy.head_kernels] == [1, 2]
+    proposals = controller.propose_batch(16)
+    assert {p.actions[0] for p in proposals} == {0}  # one choice: always it
+    assert {p.actions[1] for p in proposals} == {0, 1}
     controller = LSTMController(DECISIONS, _config())
     assert len(controller._policy.head_kernels) == 6
     with pytest.raises(ValueError, match="algorithm"):

@@ -48,14 +48,13 @@ def test_spec_with_shared_embeddings_has_one_table_per_kind():
     assert len(LSTMPolicy(spec).embeddings) == 2
 
 
-def test_spec_refuses_one_kind_with_two_sizes():
-    bad = (*DECISIONS, Decision("block2/kernel", "kernel", ("3", "5", "7")))
-    with pytest.raises(ValueError) as info:
-        PolicySpec.from_decisions(bad)
-    assert str(info.value) == (
-        "decisions of kind 'kernel' share one softmax head but have 2 and 3 "
-        "choices (at 'block2/kernel')"
-    )
+def test_one_kind_with_two_sizes_gets_a_head_per_size():
+    # e.g. mnasnet-mbconv: the first block's one conv op, the others' two.
+    mixed = (*DECISIONS, Decision("block2/kernel", "kernel", ("3", "5", "7")))
+    spec = PolicySpec.from_decisions(mixed, hidden_size=8)
+    assert spec.step_kinds == (0, 1, 0, 1, 2)
+    assert spec.kind_sizes == (5, 2, 3)
+    assert spec.table_sizes == (5, 2, 5, 2, 3)
 
 
 def _all_actions(decisions) -> tf.Tensor:
