@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def _load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def paper(load_benchmark):
+    return load_benchmark("latency_paper_table")
 
 
 @pytest.fixture(scope="module")
-def paper():
-    return _load("latency_paper_table")
-
-
-@pytest.fixture(scope="module")
-def throughput():
-    return _load("measure_throughput")
+def throughput(load_benchmark):
+    return load_benchmark("measure_throughput")
 
 
 # -- latency_paper_table -------------------------------------------------------
@@ -92,8 +76,8 @@ def test_table_ratios_paper_figures_and_spearman(paper):
     assert "113" in v1 and "1.507" in v1  # 113 / 75
 
 
-def test_paper_figures_match_the_reference():
-    figures = _load("latency_paper_table").PAPER_PIXEL1_MS
+def test_paper_figures_match_the_reference(paper):
+    figures = paper.PAPER_PIXEL1_MS
     assert figures == {
         "MobileNetV1": 113.0,
         "MobileNetV2 1.0": 75.0,
@@ -180,8 +164,8 @@ def test_direct_graphdef_has_the_builders_ops(throughput):
 
 
 @pytest.fixture(scope="module")
-def stability():
-    return _load("latency_stability")
+def stability(load_benchmark):
+    return load_benchmark("latency_stability")
 
 
 def _adaptive(ms: float, stable: bool, ratio: float | None = None):

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+@pytest.fixture(scope="module")
+def separability(load_benchmark):
+    return load_benchmark("shared_separability").separability
 
 
 @pytest.fixture(scope="module")
-def separability():
-    name = "shared_separability"
-    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.separability
+def journal_stats(load_benchmark):
+    return load_benchmark("shared_journal_stats")
+
+
+@pytest.fixture(scope="module")
+def search_vs_random(load_benchmark):
+    return load_benchmark("search_vs_random")
 
 
 def test_features_that_are_the_class_are_fully_separable(separability):
@@ -46,15 +47,9 @@ def test_maps_are_pooled_over_space_first(separability):
     assert separability(maps, labels) == pytest.approx(1.0)
 
 
-def _journal_stats():
-    name = "shared_journal_stats"
-    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_journal_windows_report_means_medians_and_distinct_architectures():
+def test_journal_windows_report_means_medians_and_distinct_architectures(
+    journal_stats,
+):
     def record(trial, phase, accuracy, reward, ms, blocks):
         return {
             "trial_id": trial,
@@ -72,7 +67,7 @@ def test_journal_windows_report_means_medians_and_distinct_architectures():
         record(3, "search", 0.9, 0.8, 6.0, ["a"]),
         record(4, "search", 0.7, 0.6, 5.0, ["c"]),
     ]
-    rows = _journal_stats().per_window(shared, every=2)
+    rows = journal_stats.per_window(shared, every=2)
     assert rows[2:] == [
         "| 0–1 | warmup | 0.200 | 0.100 | 8.00 | 2 |",
         "| 2–3 | search | 0.700 | 0.600 | 7.00 | 1 |",
@@ -80,23 +75,17 @@ def test_journal_windows_report_means_medians_and_distinct_architectures():
     ]
 
 
-def test_journal_stats_refuses_a_missing_journal_in_one_line(tmp_path, capsys):
-    assert _journal_stats().main(str(tmp_path / "trials.jsonl")) == 1
+def test_journal_stats_refuses_a_missing_journal_in_one_line(
+    journal_stats, tmp_path, capsys
+):
+    assert journal_stats.main(str(tmp_path / "trials.jsonl")) == 1
     err = capsys.readouterr().err
     assert err.startswith("shared_journal_stats: cannot read ")
     assert len(err.strip().splitlines()) == 1
 
 
-def _search_vs_random():
-    name = "search_vs_random"
-    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_retimed_latencies_replace_each_units_own_and_keep_them():
-    module = _search_vs_random()
+def test_retimed_latencies_replace_each_units_own_and_keep_them(search_vs_random):
+    module = search_vs_random
     units = {
         "reinforce-seed0": {
             "group": "reinforce",
@@ -123,8 +112,8 @@ def test_retimed_latencies_replace_each_units_own_and_keep_them():
         module.with_retimed(units, {"reinforce-seed0": [5.5, 4.5]})
 
 
-def test_hypervolume_counts_only_the_front_inside_the_reference():
-    module = _search_vs_random()
+def test_hypervolume_counts_only_the_front_inside_the_reference(search_vs_random):
+    module = search_vs_random
     # (2 ms, 0.5) and (4 ms, 0.9) form the front; (5 ms, 0.6) is dominated,
     # (12 ms, 1.0) lies beyond the 10 ms reference.
     points = [(5.0, 0.6), (2.0, 0.5), (4.0, 0.9), (12.0, 1.0)]
