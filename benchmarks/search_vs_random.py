@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import statistics
@@ -256,10 +255,8 @@ def retime(args, units: dict[str, dict]) -> dict[str, list[float]]:
         [files[key] for key in keys], make_backend("host"), rounds=args.retime_rounds
     )
     retimed: dict[str, list[float]] = {}
-    for (unit, index), ms in zip(keys, medians):
-        retimed.setdefault(unit, [])
-        retimed[unit].extend([math.nan] * (index + 1 - len(retimed[unit])))
-        retimed[unit][index] = ms
+    for (unit, _), ms in zip(keys, medians):  # sorted: each unit's in order
+        retimed.setdefault(unit, []).append(ms)
     return retimed
 
 
@@ -281,7 +278,7 @@ def with_retimed(units: dict[str, dict], retimed: dict[str, list[float]]) -> dic
     return result
 
 
-def report(args, units: dict[str, dict]) -> None:
+def report(args, units: dict[str, dict], retimed: bool = False) -> None:
     groups: dict[str, list[dict]] = {}
     for entry in units.values():
         groups.setdefault(entry["group"], []).append(entry)
@@ -290,7 +287,7 @@ def report(args, units: dict[str, dict]) -> None:
         f"({args.reference_ms:g} ms, accuracy 0), in ms x accuracy; latencies: "
         + (
             "all files retimed in the same interleaved rounds (retimed.json)\n"
-            if getattr(args, "retimed", False)
+            if retimed
             else "as each unit measured its own\n"
         )
     )
@@ -427,19 +424,27 @@ def main(argv=None) -> int:
                     print(json.dumps(entry)[:400], flush=True)
     units = _done(results)
     retimed_path = os.path.join(args.out, "retimed.json")
-    if not args.report and args.retime_rounds > 0 and args.only is None:
-        figures = retime(args, units)
-        with open(retimed_path, "w") as handle:
-            json.dump(
-                {"rounds": args.retime_rounds, "load": os.getloadavg(), "ms": figures},
-                handle,
-                indent=1,
-            )
-    args.retimed = os.path.exists(retimed_path) and args.retime_rounds > 0
-    if args.retimed:
-        with open(retimed_path) as handle:
-            units = with_retimed(units, json.load(handle)["ms"])
-    report(args, units)
+    try:
+        if not args.report and args.retime_rounds > 0 and args.only is None:
+            figures = retime(args, units)
+            with open(retimed_path, "w") as handle:
+                json.dump(
+                    {
+                        "rounds": args.retime_rounds,
+                        "load": os.getloadavg(),
+                        "ms": figures,
+                    },
+                    handle,
+                    indent=1,
+                )
+        retimed = os.path.exists(retimed_path) and args.retime_rounds > 0
+        if retimed:
+            with open(retimed_path) as handle:
+                units = with_retimed(units, json.load(handle)["ms"])
+    except (OSError, ValueError, KeyError) as error:
+        print(f"search_vs_random: {error}", file=sys.stderr)
+        return 1
+    report(args, units, retimed)
     print(f"load average now: {os.getloadavg()}")
     return 0
 
